@@ -1,0 +1,30 @@
+"""Exceptions that mat-keras raises for bad input or missing resources.
+
+Every error the package raises on purpose derives from `MatKerasError`, so a
+caller (the CLI in particular) can tell a user mistake, reported as one clear
+sentence, from a bug, reported with its traceback.
+"""
+
+
+class MatKerasError(Exception):
+    """Base class of the errors mat-keras raises on purpose."""
+
+
+class InvalidArgumentError(MatKerasError, ValueError):
+    """An argument has a value the function cannot accept."""
+
+
+class WrapError(MatKerasError, ValueError):
+    """A layer or model cannot be wrapped with noisy weights."""
+
+
+class NoNoisyLayersError(MatKerasError, ValueError):
+    """A MAT callback or function was given a model without noisy layers."""
+
+
+class DataUnavailableError(MatKerasError, RuntimeError):
+    """A dataset is neither on disk nor downloadable from here."""
+
+
+class ModelFileError(MatKerasError, OSError):
+    """A model or weight file cannot be read."""

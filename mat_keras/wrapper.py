@@ -1,0 +1,229 @@
+"""`NoisyWeights`: a layer wrapper that trains a layer on perturbed weights.
+
+How it works. Keras 3 layers read their weights as `keras.Variable`s, and a
+variable read consults the active `keras.StatelessScope` first. In the forward
+pass the wrapper draws one perturbation per weight tensor, maps each variable
+to `w + gate * stop_gradient(delta)` in a scope of its own, and calls the
+wrapped layer inside it. Every read of a weight then sees the noisy value,
+whatever op the layer uses: `matmul`, convolutions, the fused LSTM/GRU kernels
+or a custom RNN cell. The gradient of the noisy weight reaches the clean
+variable unchanged (straight-through), so the optimizer updates clean weights.
+
+The scope falls through to the enclosing one (the JAX trainer runs the model
+in a stateless scope of its own) and passes on the variable updates the
+wrapped layer makes (BatchNormalization statistics), so wrapping changes
+nothing but the weight values the layer computes with.
+"""
+
+import keras
+from keras import ops
+
+from mat_keras import noise as noise_lib
+from mat_keras.errors import InvalidArgumentError
+
+_BIAS_NAMES = ("bias", "beta")
+
+
+class _NoisyWeightsScope(keras.StatelessScope):
+    """A stateless scope that overrides some variables and defers the rest.
+
+    Reads of a mapped variable return its noisy value; reads of any other
+    variable fall through to the enclosing scope (or the variable itself).
+    Updates made inside (moving statistics, RNG states) are replayed on the
+    enclosing scope, or assigned, on exit. Losses added inside are handed to
+    the enclosing scope as they come, or collected for the wrapper to add.
+    """
+
+    def __init__(self, state_mapping):
+        super().__init__(state_mapping, initialize_variables=False)
+        self._updates = []
+
+    def __enter__(self):
+        self.collect_losses = True
+        scope = super().__enter__()
+        # `StatelessScope.__enter__` records the scope it replaces.
+        self._outer = self.original_scope
+        return scope
+
+    def get_current_value(self, variable):
+        value = self.state_mapping.get(id(variable))
+        if value is None and self._outer is not None:
+            value = self._outer.get_current_value(variable)
+        return value
+
+    def add_update(self, update):
+        variable, value = update
+        self.state_mapping[id(variable)] = value
+        self._updates.append((variable, value))
+
+    def add_loss(self, loss):
+        if self._outer is not None:
+            if self._outer.collect_losses:
+                self._outer.add_loss(loss)
+        else:
+            self.losses.append(loss)
+
+    def __exit__(self, *args, **kwargs):
+        super().__exit__(*args, **kwargs)
+        for variable, value in self._updates:
+            if self._outer is not None:
+                self._outer.add_update((variable, value))
+            else:
+                variable.assign(value)
+
+
+@keras.saving.register_keras_serializable(package="mat_keras")
+class NoisyWeights(keras.layers.Wrapper):
+    """Wraps a layer so that it trains on noisy copies of its weights.
+
+    In training (`training=True`) every call draws a fresh perturbation of
+    each trainable weight tensor of the wrapped layer (kernels, recurrent
+    kernels and, unless `noise_bias=False`, biases) from `noise` and runs the
+    layer with `w + gate * delta`; the gradient flows to the clean `w`
+    (straight-through). At inference the layer computes with its clean weights
+    unless `inference_noise=True`.
+
+    The gate is a non-trainable variable in [0, 1] that scales the
+    perturbation: 0 trains clean, 1 trains with the full noise. Callbacks such
+    as `TwoPhaseSchedule` set it between epochs; because it is a variable the
+    change takes effect inside compiled train steps.
+
+    Any layer with trainable weights can be wrapped: Dense, Conv1D/2D/3D,
+    DepthwiseConv2D, SeparableConv1D/2D, SimpleRNN, LSTM, GRU, RNN layers with
+    custom cells, BatchNormalization (gamma and beta) and others.
+
+    Args:
+        layer: the `keras.layers.Layer` to wrap.
+        noise: a noise model or anything `mat_keras.noise.get` resolves
+            (a number is a Gaussian sd in the seed's convention).
+        seed: integer seed of this layer's noise stream, or None.
+        noise_bias: whether biases (and BatchNorm's beta) get noise too.
+        inference_noise: whether noise is also drawn at inference.
+        **kwargs: base `Layer` arguments such as `name`.
+
+    Example:
+
+    >>> layer = mat_keras.NoisyWeights(keras.layers.Dense(8), noise=0.1, seed=0)
+    >>> y = layer(keras.ops.ones((2, 4)), training=True)  # noisy weights
+    >>> y = layer(keras.ops.ones((2, 4)))                 # clean weights
+    """
+
+    def __init__(
+        self,
+        layer,
+        noise="gaussian",
+        seed=None,
+        noise_bias=True,
+        inference_noise=False,
+        **kwargs,
+    ):
+        super().__init__(layer, **kwargs)
+        self.noise = noise_lib.get(noise)
+        if self.noise is None:
+            raise InvalidArgumentError(
+                f"NoisyWeights({layer.name}) needs a noise model, got None."
+            )
+        if seed is not None and not isinstance(seed, int):
+            raise InvalidArgumentError(f"seed must be an integer or None, got {seed!r}.")
+        self.seed = seed
+        self.noise_bias = bool(noise_bias)
+        self.inference_noise = bool(inference_noise)
+        # Created here, not in call: a stateful generator redraws at every
+        # compiled step on every backend.
+        self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
+        self._check_call_arguments()
+
+    def _check_call_arguments(self):
+        self._layer_takes_training = getattr(self.layer, "_call_has_training_arg", False)
+        self._layer_takes_mask = getattr(self.layer, "_call_has_mask_arg", False)
+        self.supports_masking = getattr(self.layer, "supports_masking", False)
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self.gate = self.add_weight(
+            shape=(),
+            initializer="ones",
+            trainable=False,
+            name="noise_gate",
+        )
+        self.built = True
+
+    @property
+    def noisy_variables(self):
+        """The wrapped layer's variables that receive noise, in draw order."""
+        return [
+            variable
+            for variable in self.layer.trainable_weights
+            if self.noise_bias or not _is_bias(variable)
+        ]
+
+    @property
+    def noise_sd(self):
+        """The noise level in effect now: gate times the model's sd."""
+        sd = self.noise.sd
+        gate = float(ops.convert_to_numpy(self.gate))
+        return None if sd is None else gate * sd
+
+    def noisy_values(self):
+        """Returns one fresh noisy value per variable of `noisy_variables`.
+
+        Each value is `w + gate * stop_gradient(delta)`, so the gradient with
+        respect to it reaches `w` unchanged.
+        """
+        values = []
+        for variable in self.noisy_variables:
+            clean = ops.stop_gradient(ops.convert_to_tensor(variable))
+            delta = self.noise.perturbation(clean, self.seed_generator)
+            values.append(
+                variable + ops.stop_gradient(ops.cast(self.gate, delta.dtype) * delta)
+            )
+        return values
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if self._layer_takes_training:
+            kwargs["training"] = training
+        if self._layer_takes_mask and mask is not None:
+            kwargs["mask"] = mask
+        if not (training or self.inference_noise):
+            return self.layer(inputs, **kwargs)
+        mapping = list(zip(self.noisy_variables, self.noisy_values()))
+        with _NoisyWeightsScope(mapping) as scope:
+            outputs = self.layer(inputs, **kwargs)
+        if scope.losses:
+            self.add_loss(scope.losses)
+        return outputs
+
+    def compute_output_shape(self, input_shape, *args, **kwargs):
+        return self.layer.compute_output_shape(input_shape, *args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):
+        kwargs.pop("training", None)
+        if not self._layer_takes_mask:
+            kwargs.pop("mask", None)
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return self.layer.compute_mask(inputs, previous_mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "noise": noise_lib.serialize(self.noise),
+                "seed": self.seed,
+                "noise_bias": self.noise_bias,
+                "inference_noise": self.inference_noise,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["noise"] = noise_lib.get(config.get("noise"))
+        return super().from_config(config, custom_objects=custom_objects)
+
+
+def _is_bias(variable):
+    name = variable.path.split("/")[-1]
+    return name in _BIAS_NAMES or name.endswith("_bias")

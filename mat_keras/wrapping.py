@@ -1,0 +1,281 @@
+"""`wrap` and `strip`: put noisy weights on a whole model, and take them off."""
+
+import keras
+
+from mat_keras import noise as noise_lib
+from mat_keras.errors import InvalidArgumentError, NoNoisyLayersError, WrapError
+from mat_keras.wrapper import NoisyWeights
+
+# The layers a crossbar holds: weight matrices of matrix-vector products.
+DEFAULT_LAYER_TYPES = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.RNN,  # SimpleRNN, LSTM, GRU and RNNs of custom cells.
+    keras.layers.Bidirectional,
+)
+
+
+def iter_layers(model):
+    """Yields every layer of `model`, entering nested models, in order."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer)
+        else:
+            yield layer
+
+
+def noisy_layers(model):
+    """Returns the `NoisyWeights` layers of `model`, nested models included.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        A list of `NoisyWeights`, in layer order.
+
+    Example:
+
+    >>> robust = mat_keras.wrap(model, noise=0.1)
+    >>> len(mat_keras.noisy_layers(robust))
+    2
+    """
+    return [layer for layer in iter_layers(model) if isinstance(layer, NoisyWeights)]
+
+
+def _selector(layers, batchnorm):
+    """Turns the `layers=` argument of `wrap` into a predicate and its names."""
+    if layers is None:
+        types = DEFAULT_LAYER_TYPES
+        if batchnorm:
+            types += (keras.layers.BatchNormalization,)
+        return (lambda layer: isinstance(layer, types)), set()
+    if isinstance(layers, (str, type)) or callable(layers):
+        layers = [layers]
+    names, types, predicates = set(), [], []
+    for item in layers:
+        if isinstance(item, str):
+            names.add(item)
+        elif isinstance(item, type) and issubclass(item, keras.layers.Layer):
+            types.append(item)
+        elif callable(item):
+            predicates.append(item)
+        else:
+            raise InvalidArgumentError(
+                f"layers= takes layer names, layer classes or predicates; got {item!r}."
+            )
+    types = tuple(types)
+    if batchnorm:
+        types += (keras.layers.BatchNormalization,)
+
+    def selected(layer):
+        return (
+            layer.name in names
+            or isinstance(layer, types)
+            or any(predicate(layer) for predicate in predicates)
+        )
+
+    return selected, names
+
+
+def _check_model(model, function):
+    if not isinstance(model, keras.Model):
+        raise WrapError(f"{function}() takes a Keras model, got {type(model).__name__}.")
+    # Functional models are `Functional` instances, which Keras does not
+    # export; a model with symbolic inputs and outputs is one.
+    if not isinstance(model, keras.Sequential) and not getattr(model, "_outputs", None):
+        raise WrapError(
+            f"{function}() works on Sequential and functional models; "
+            f"'{model.name}' is a subclassed {type(model).__name__}: wrap its "
+            "layers with mat_keras.NoisyWeights where you build them."
+        )
+
+
+def _clone(model, clone_layer):
+    """Clones `model` with `clone_layer` and copies every layer's weights.
+
+    `clone_layer(layer)` returns `(new_layer, weight_source, weight_target)`:
+    the weights of `weight_source` are copied into `weight_target` once the
+    clone is built.
+    """
+    copies = []
+
+    def clone_function(layer):
+        new_layer, source, target = clone_layer(layer)
+        copies.append((source, target))
+        return new_layer
+
+    def call_function(layer, *args, **kwargs):
+        # The graph records `mask=None` for layers whose call takes a mask
+        # (NoisyWeights does); the replacement layer may not take one.
+        if kwargs.get("mask", 0) is None and "mask" not in layer.call_signature_parameters:
+            del kwargs["mask"]
+        return layer(*args, **kwargs)
+
+    clone = keras.models.clone_model(
+        model,
+        clone_function=clone_function,
+        # Sequential models replay no recorded calls (and refuse the option).
+        call_function=None if isinstance(model, keras.Sequential) else call_function,
+        recursive=True,
+    )
+    for source, target in copies:
+        target.set_weights(source.get_weights())
+    return clone
+
+
+def _copy_layer(layer):
+    return layer.__class__.from_config(layer.get_config())
+
+
+def wrap(
+    model,
+    noise="gaussian",
+    layers=None,
+    seed=None,
+    batchnorm=False,
+    noise_bias=True,
+    inference_noise=False,
+):
+    """Returns a copy of `model` whose weight layers train with noisy weights.
+
+    The model is cloned (`keras.models.clone_model`, nested models included)
+    with its weights; each selected layer is wrapped in `NoisyWeights`. Layer
+    `i` of the wrapped ones gets the noise seed `seed + i`, so layers of the
+    same shape draw different noise. A model that is already wrapped is
+    stripped first, so `wrap` also changes a robust model's noise model.
+
+    Args:
+        model: a Sequential or functional Keras model.
+        noise: noise model, or anything `mat_keras.noise.get` resolves.
+        layers: None for every Dense, convolution and recurrent layer
+            (`DEFAULT_LAYER_TYPES`); or a layer name, a layer class, a
+            predicate `layer -> bool`, or a list of these.
+        seed: integer seed of the first wrapped layer's noise, or None.
+        batchnorm: also wrap BatchNormalization layers (noise on gamma and
+            beta, the seed's `noise_inference_bn`).
+        noise_bias: whether biases get noise too.
+        inference_noise: whether the noise is also drawn at inference.
+
+    Returns:
+        A new Keras model of the same kind, with the same weights.
+
+    Raises:
+        WrapError: the model is subclassed, a layer asked for by name does not
+            exist or holds no trainable weights, or nothing would be wrapped.
+
+    Example:
+
+    >>> robust = mat_keras.wrap(model, noise=mat_keras.noise.Gaussian(0.1), seed=0)
+    >>> robust.compile("adam", "sparse_categorical_crossentropy")
+    """
+    _check_model(model, "wrap")
+    noise = noise_lib.get(noise)
+    if noise is None:
+        raise InvalidArgumentError("wrap() needs a noise model, got None.")
+    if seed is not None and not isinstance(seed, int):
+        raise InvalidArgumentError(f"seed must be an integer or None, got {seed!r}.")
+    if noisy_layers(model):
+        model = strip(model)
+    selected, names = _selector(layers, batchnorm)
+    _check_selection(model, selected, names, explicit=layers is not None)
+
+    count = [0]
+
+    def clone_layer(layer):
+        new_layer = _copy_layer(layer)
+        if not selected(layer):
+            return new_layer, layer, new_layer
+        layer_seed = None if seed is None else seed + count[0]
+        count[0] += 1
+        wrapper = NoisyWeights(
+            new_layer,
+            noise=noise,
+            seed=layer_seed,
+            noise_bias=noise_bias,
+            inference_noise=inference_noise,
+            name=f"noisy_{layer.name}",
+        )
+        return wrapper, layer, new_layer
+
+    return _clone(model, clone_layer)
+
+
+def _check_selection(model, selected, names, explicit):
+    all_layers = list(iter_layers(model))
+    known = {layer.name for layer in all_layers}
+    missing = sorted(names - known)
+    if missing:
+        raise WrapError(
+            f"No layer named {', '.join(map(repr, missing))} in model "
+            f"'{model.name}'; its layers are: {', '.join(sorted(known))}."
+        )
+    chosen = [layer for layer in all_layers if selected(layer)]
+    for layer in chosen:
+        if not layer.trainable_weights:
+            raise WrapError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) holds no trainable "
+                "weights, so there is nothing to put noise on; only layers with "
+                "weights (Dense, Conv, RNN, BatchNormalization, ...) can be wrapped."
+            )
+    if not chosen:
+        what = "the selected layers" if explicit else "Dense, convolution or RNN layers"
+        raise WrapError(f"Model '{model.name}' has none of {what}: nothing to wrap.")
+
+
+def strip(model):
+    """Returns a plain copy of `model`: every `NoisyWeights` replaced by its layer.
+
+    The copy holds the clean weights and loads anywhere Keras does, without
+    mat-keras.
+
+    Args:
+        model: a Sequential or functional Keras model, wrapped or not.
+
+    Returns:
+        A new Keras model without `NoisyWeights` layers.
+
+    Example:
+
+    >>> plain = mat_keras.strip(robust)
+    >>> plain.save("plain.keras")
+    """
+    _check_model(model, "strip")
+
+    def clone_layer(layer):
+        if isinstance(layer, NoisyWeights):
+            inner = _copy_layer(layer.layer)
+            return inner, layer.layer, inner
+        new_layer = _copy_layer(layer)
+        return new_layer, layer, new_layer
+
+    return _clone(model, clone_layer)
+
+
+def set_noise_gate(model, value):
+    """Sets the noise gate of every `NoisyWeights` layer of `model`.
+
+    Args:
+        model: a model with noisy layers.
+        value: the gate, a number in [0, 1] (0 = clean, 1 = full noise).
+
+    Raises:
+        NoNoisyLayersError: the model has no `NoisyWeights` layers.
+    """
+    layers = noisy_layers(model)
+    if not layers:
+        raise NoNoisyLayersError(
+            f"Model '{model.name}' has no NoisyWeights layers; wrap it with "
+            "mat_keras.wrap() first."
+        )
+    for layer in layers:
+        layer.gate.assign(float(value))

@@ -1,0 +1,188 @@
+"""NoisyWeights: exact equivalences, straight-through gradients, noise in compiled training."""
+
+import keras
+import numpy as np
+import pytest
+
+import mat_keras as mat
+from conftest import gradients, to_numpy
+
+# (name, layer factory, input shape): every layer type the issue names.
+LAYER_CASES = [
+    ("dense", lambda: keras.layers.Dense(5), (3, 4)),
+    ("conv1d", lambda: keras.layers.Conv1D(4, 3), (2, 9, 3)),
+    ("conv2d", lambda: keras.layers.Conv2D(4, 3), (2, 7, 7, 3)),
+    ("depthwise_conv2d", lambda: keras.layers.DepthwiseConv2D(3), (2, 7, 7, 3)),
+    ("separable_conv2d", lambda: keras.layers.SeparableConv2D(4, 3), (2, 7, 7, 3)),
+    ("simple_rnn", lambda: keras.layers.SimpleRNN(4), (2, 5, 3)),
+    ("lstm", lambda: keras.layers.LSTM(4), (2, 5, 3)),
+    ("gru", lambda: keras.layers.GRU(4, return_sequences=True), (2, 5, 3)),
+    ("batchnorm", lambda: keras.layers.BatchNormalization(), (6, 5)),
+]
+IDS = [case[0] for case in LAYER_CASES]
+
+
+def _random_weights(layer, seed=0):
+    """Gives every variable non-trivial values (biases and BN parameters too)."""
+    rng = np.random.default_rng(seed)
+    for variable in layer.weights:
+        value = rng.normal(0, 0.5, variable.shape).astype("float32")
+        if "variance" in variable.path:
+            value = np.abs(value) + 0.5
+        variable.assign(value)
+
+
+def _pair(factory, shape, seed=7, noise=0.1):
+    """A built wrapper and an independent plain copy of its layer."""
+    wrapper = mat.NoisyWeights(factory(), noise=noise, seed=seed)
+    wrapper.build(shape)
+    _random_weights(wrapper.layer)
+    plain = factory()
+    plain.build(shape)
+    plain.set_weights(wrapper.layer.get_weights())
+    x = np.random.default_rng(1).normal(size=shape).astype("float32")
+    return wrapper, plain, x
+
+
+def _expected_noisy_weights(wrapper, noise, seed):
+    """w + delta for each noisy variable, drawn from a fresh generator with the same seed."""
+    generator = keras.random.SeedGenerator(seed)
+    expected = {}
+    for variable in wrapper.noisy_variables:
+        clean = keras.ops.convert_to_tensor(variable)
+        expected[id(variable)] = to_numpy(clean + noise.perturbation(clean, generator))
+    return [expected.get(id(v), to_numpy(v)) for v in wrapper.layer.weights]
+
+
+@pytest.mark.parametrize("name,factory,shape", LAYER_CASES, ids=IDS)
+def test_gate_closed_is_bit_exact(name, factory, shape):
+    wrapper, plain, x = _pair(factory, shape)
+    wrapper.gate.assign(0.0)
+    for training in (False, True):
+        assert np.array_equal(to_numpy(wrapper(x, training=training)), to_numpy(plain(x, training=training)))
+
+
+@pytest.mark.parametrize("name,factory,shape", LAYER_CASES, ids=IDS)
+def test_inference_is_clean_by_default(name, factory, shape):
+    wrapper, plain, x = _pair(factory, shape)
+    assert np.array_equal(to_numpy(wrapper(x)), to_numpy(plain(x)))
+
+
+@pytest.mark.parametrize("name,factory,shape", LAYER_CASES, ids=IDS)
+def test_noisy_output_equals_hand_computation(name, factory, shape):
+    wrapper, plain, x = _pair(factory, shape, seed=11)
+    plain.set_weights(_expected_noisy_weights(wrapper, wrapper.noise, seed=11))
+    noisy = to_numpy(wrapper(x, training=True))
+    np.testing.assert_allclose(noisy, to_numpy(plain(x, training=True)), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(noisy, to_numpy(wrapper(x)), atol=1e-4), "noise had no effect"
+
+
+@pytest.mark.parametrize("name,factory,shape", LAYER_CASES, ids=IDS)
+def test_straight_through_gradient(name, factory, shape):
+    """d loss / d w_clean of the wrapper == d loss / d w of the plain layer at w + noise."""
+    wrapper, plain, x = _pair(factory, shape, seed=5)
+    plain.set_weights(_expected_noisy_weights(wrapper, wrapper.noise, seed=5))
+    noisy_ids = {id(v) for v in wrapper.noisy_variables}
+    wrapped_grads = gradients(wrapper, wrapper.noisy_variables, x)
+    plain_vars = [p for w, p in zip(wrapper.layer.weights, plain.weights) if id(w) in noisy_ids]
+    plain_grads = gradients(plain, plain_vars, x)
+    for got, want in zip(wrapped_grads, plain_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_noise_bias_false_leaves_bias_clean():
+    wrapper, plain, x = _pair(lambda: keras.layers.Dense(5), (3, 4))
+    wrapper.noise_bias = False
+    assert [v.path.split("/")[-1] for v in wrapper.noisy_variables] == ["kernel"]
+
+
+def test_batchnorm_moving_statistics_update_under_noise():
+    wrapper, plain, x = _pair(lambda: keras.layers.BatchNormalization(momentum=0.5), (6, 5))
+    wrapper(x, training=True)
+    plain(x, training=True)
+    # Statistics come from the inputs, not the noisy gamma/beta: both layers agree.
+    np.testing.assert_allclose(to_numpy(wrapper.layer.moving_mean), to_numpy(plain.moving_mean), rtol=1e-6)
+    assert not np.allclose(to_numpy(plain.moving_mean), 0)
+
+
+def test_losses_of_the_wrapped_layer_are_kept():
+    wrapper = mat.NoisyWeights(keras.layers.Dense(3, activity_regularizer="l2"), noise=0.1, seed=0)
+    wrapper(np.ones((2, 4), "float32"), training=True)
+    assert len(wrapper.losses) == 1 and float(to_numpy(wrapper.losses[0])) > 0
+
+
+def test_same_shape_layers_draw_different_noise():
+    inputs = keras.Input((8,))
+    outputs = keras.layers.Dense(8, name="b")(keras.layers.Dense(8, name="a")(inputs))
+    robust = mat.wrap(keras.Model(inputs, outputs), noise=0.1, seed=3)
+    a, b = mat.noisy_layers(robust)
+    assert (a.seed, b.seed) == (3, 4)
+    delta_a = to_numpy(a.noisy_values()[0]) - to_numpy(a.layer.kernel)
+    delta_b = to_numpy(b.noisy_values()[0]) - to_numpy(b.layer.kernel)
+    assert not np.allclose(delta_a / np.abs(delta_a).max(), delta_b / np.abs(delta_b).max())
+
+
+def _probe_model(seed, gate=1.0):
+    """A one-layer model whose training loss reveals the weight noise."""
+    model = keras.Sequential([keras.Input((4,)), mat.NoisyWeights(keras.layers.Dense(3), noise=0.2, seed=seed)])
+    model.layers[0].layer.set_weights([np.ones((4, 3), "float32"), np.zeros(3, "float32")])
+    model.layers[0].gate.assign(gate)
+    return model
+
+
+def _losses_per_step(model, jit_compile, epochs=4, callbacks=()):
+    """Loss of each compiled step with a zero learning rate: only the noise changes it."""
+    model.compile(keras.optimizers.SGD(0.0), "mse", jit_compile=jit_compile)
+    x = np.ones((8, 4), "float32")
+    y = np.zeros((8, 3), "float32")
+    history = model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, shuffle=False, callbacks=list(callbacks))
+    return history.history["loss"]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["default", "xla"])
+def test_noise_is_redrawn_every_compiled_step_and_repeats_with_seed(jit_compile):
+    first = _losses_per_step(_probe_model(seed=42), jit_compile)
+    again = _losses_per_step(_probe_model(seed=42), jit_compile)
+    other = _losses_per_step(_probe_model(seed=43), jit_compile)
+    assert len(set(np.round(first, 6))) == len(first), f"noise repeated between steps: {first}"
+    np.testing.assert_allclose(first, again, rtol=1e-6)
+    assert not np.allclose(first, other)
+    clean = _losses_per_step(_probe_model(seed=42, gate=0.0), jit_compile)
+    np.testing.assert_allclose(clean, clean[0], rtol=1e-6)
+
+
+def test_keras_round_trip_keeps_outputs_and_noise_settings(tmp_path):
+    inputs = keras.Input((6, 3))
+    h = keras.layers.Conv1D(4, 3, padding="same")(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.LSTM(5)(h)
+    outputs = keras.layers.Dense(2)(h)
+    robust = mat.wrap(keras.Model(inputs, outputs), noise=mat.noise.Multiplicative(0.3), seed=1, batchnorm=True)
+    robust.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(4, 6, 3)).astype("float32")
+    robust.fit(x, np.zeros((4, 2)), epochs=1, verbose=0)
+    path = tmp_path / "robust.keras"
+    robust.save(path)
+    loaded = keras.saving.load_model(path)  # no custom_objects
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in robust.layers]
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(robust(x)))
+    # Noise model, seeds and gates come back; as for Keras's Dropout, the
+    # random stream restarts from its seed.
+    for got, want in zip(mat.noisy_layers(loaded), mat.noisy_layers(robust)):
+        assert (got.noise, got.seed, float(to_numpy(got.gate))) == (want.noise, want.seed, 1.0)
+    assert not np.allclose(to_numpy(loaded(x, training=True)), to_numpy(loaded(x)))
+
+
+def test_inference_noise_on_request():
+    wrapper, plain, x = _pair(lambda: keras.layers.Dense(5), (3, 4))
+    wrapper.inference_noise = True
+    assert not np.allclose(to_numpy(wrapper(x)), to_numpy(plain(x)))
+
+
+def test_bad_wrapper_arguments():
+    with pytest.raises(mat.errors.InvalidArgumentError, match="sd"):
+        mat.NoisyWeights(keras.layers.Dense(2), noise=-0.1)
+    with pytest.raises(mat.errors.InvalidArgumentError, match="Unknown noise model 'pcm-ish'"):
+        mat.NoisyWeights(keras.layers.Dense(2), noise="pcm-ish")
+    with pytest.raises(mat.errors.InvalidArgumentError, match="seed"):
+        mat.NoisyWeights(keras.layers.Dense(2), seed="zero")

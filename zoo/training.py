@@ -1,0 +1,112 @@
+"""Runs a task's recipe: clean phase, then the memristor-aware phase."""
+
+import dataclasses
+
+import keras
+
+import mat_keras as mat
+from mat_keras.errors import InvalidArgumentError
+
+
+@dataclasses.dataclass
+class TwoPhaseRun:
+    """The outcome of `train_two_phase`.
+
+    Attributes:
+        vanilla: plain copy of the model at the end of the clean phase.
+        robust: the wrapped model at the end of the MAT phase.
+        history: per-epoch logs of both phases, concatenated.
+    """
+
+    vanilla: keras.Model
+    robust: keras.Model
+    history: dict
+
+
+def compile_classifier(model, optimizer):
+    """Compiles `model` (logits out) with cross-entropy and accuracy."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def train_two_phase(
+    task,
+    data,
+    epochs=None,
+    clean_epochs=None,
+    noise_sd=None,
+    clip_w=None,
+    batch_size=None,
+    learning_rate=None,
+    seed=0,
+    init=None,
+    verbose=2,
+    callbacks=(),
+):
+    """Trains the task's model clean, then with weight noise (MAT).
+
+    The clean phase runs `clean_epochs` epochs with the noise gate closed; a
+    plain copy of the model is taken ("vanilla"); the MAT phase continues the
+    same run (same optimizer state) up to `epochs` with the noise on. Weights
+    are clipped after every step when `clip_w` is set.
+
+    Args:
+        task: a `zoo.tasks.Task`.
+        data: the `zoo.datasets.Dataset` to train on.
+        epochs, clean_epochs, noise_sd, clip_w, batch_size, learning_rate:
+            overrides of the recipe (None keeps the task's value; `clip_w=0`
+            disables clipping).
+        seed: seeds Keras, the data order and the noise streams.
+        init: a pre-trained clean model (plain or wrapped): the clean phase
+            is skipped and it is the vanilla model.
+        verbose: Keras `fit` verbosity.
+        callbacks: more Keras callbacks for both phases.
+
+    Returns:
+        A `TwoPhaseRun`.
+    """
+    epochs = task.epochs if epochs is None else epochs
+    clean_epochs = task.clean_epochs if clean_epochs is None else clean_epochs
+    if init is not None:
+        clean_epochs = 0
+    if clean_epochs > epochs:
+        raise InvalidArgumentError(
+            f"clean_epochs ({clean_epochs}) cannot exceed epochs ({epochs})."
+        )
+    noise_sd = task.noise_sd if noise_sd is None else noise_sd
+    clip_w = task.clip_w if clip_w is None else clip_w
+    batch_size = batch_size or task.batch_size
+    keras.utils.set_random_seed(seed)
+
+    model = init if init is not None else task.build_model(
+        num_classes=data.num_classes, input_shape=data.input_shape
+    )
+    robust = mat.wrap(model, noise=mat.noise.Gaussian(noise_sd), seed=seed)
+    compile_classifier(robust, task.make_optimizer(learning_rate))
+    schedule = [mat.TwoPhaseSchedule(clean_epochs)]
+    if clip_w:
+        schedule.append(mat.WeightClip(clip_w))
+    train = data.train_dataset(batch_size, seed=seed)
+    history = {}
+
+    def fit(initial_epoch, final_epoch):
+        if final_epoch <= initial_epoch:
+            return
+        result = robust.fit(
+            train,
+            epochs=final_epoch,
+            initial_epoch=initial_epoch,
+            callbacks=[*schedule, *callbacks],
+            verbose=verbose,
+        )
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(values)
+
+    fit(0, clean_epochs)
+    vanilla = mat.strip(robust) if init is None else mat.strip(model)
+    fit(clean_epochs, epochs)
+    return TwoPhaseRun(vanilla=vanilla, robust=robust, history=history)
