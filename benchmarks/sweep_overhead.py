@@ -1,0 +1,57 @@
+"""Robustness-sweep time against the same number of clean evaluations.
+
+A sweep of 7 noise levels x 10 draws evaluates the model 70 times, each after
+drawing and assigning noisy weights; the baseline is 70 `model.evaluate`
+calls with the clean weights. Both run in one process on the same data
+(the offline `mnist-5k` test set, the seed's MLP), in interleaved rounds.
+Prints the ratio sweep / clean (target at most 1.3, issue 2).
+
+Run: python benchmarks/sweep_overhead.py [--rounds 3]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import mat_keras as mat  # noqa: E402
+from mat_keras import zoo  # noqa: E402
+
+SDS = [0.0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3]
+DRAWS = 10
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    data = zoo.load_dataset("mnist-5k")
+    model = zoo.mnist_mlp()
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
+    x, y = data.x_test, data.y_test
+    model.evaluate(x, y, batch_size=args.batch_size, verbose=0)  # trace
+    sweep_times, clean_times = [], []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        for _ in range(len(SDS) * DRAWS):
+            model.evaluate(x, y, batch_size=args.batch_size, verbose=0, return_dict=True)
+        clean_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        mat.robustness_sweep(model, x, y, sds=SDS, draws=DRAWS, batch_size=args.batch_size, verbose=0)
+        sweep_times.append(time.perf_counter() - start)
+    clean, sweep = float(np.median(clean_times)), float(np.median(sweep_times))
+    print(f"backend={keras.backend.backend()}  {len(SDS)} levels x {DRAWS} draws, "
+          f"{len(y)} test images, batch {args.batch_size}, rounds={args.rounds}")
+    print(f"70 clean evaluations: {clean:.2f} s   sweep: {sweep:.2f} s   sweep/clean: {sweep / clean:.2f}")
+
+
+if __name__ == "__main__":
+    main()

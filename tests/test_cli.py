@@ -1,0 +1,92 @@
+"""The mat-keras command line, end to end on the offline mnist-5k data."""
+
+import json
+
+import pytest
+
+from mat_keras import cli
+
+QUICK = ["--epochs", "2", "--clean-epochs", "1", "--draws", "2", "--sds", "0,0.2"]
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    status = cli.main(["train", "--task", "mnist-5k", *QUICK, "--out-dir", str(out), "--save", str(out / "mat.keras")])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "vanilla (n=2)" in printed and "MAT (n=2)" in printed and "noise_sd: 0.2000" in printed
+    results = json.loads((out / "sweep.json").read_text())
+    assert [r["name"] for r in results] == ["vanilla", "MAT"] and results[1]["sds"] == [0.0, 0.2]
+    assert (out / "sweep.png").stat().st_size > 0 and (out / "sweep.csv").exists()
+    assert cli.main(["evaluate", str(out / "mat.keras"), "--task", "mnist-5k", "--draws", "2",
+                     "--sds", "0,0.1", "--out-dir", str(tmp_path / "eval")]) == 0
+    assert "mat (n=2)" in capsys.readouterr().out
+
+
+def test_seed_spellings_are_accepted(tmp_path, capsys):
+    argv = ["-task", "mnist-5k", "-noise_sd", "0.1", "-epochs", "1", "-clip_w", "2.5", "-seed", "3",
+            "-verbose", "--clean-epochs", "0", "--draws", "1", "--sds", "0", "--out-dir", str(tmp_path),
+            "-file_save", str(tmp_path / "m.keras")]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--task", "mnist-5k", "--noise-sd", "-0.2"], "--noise-sd must be a finite number >= 0"),
+        (["train", "--task", "mnist-5k", "--noise-sd", "nan"], "--noise-sd must be a finite number >= 0"),
+        (["train", "--task", "mnist-5k", "--clip-w", "-1"], "clip_w must be a finite number >= 0"),
+        (["train", "--task", "mnist-5k", "--clip-w", "inf"], "clip_w must be a finite number >= 0"),
+        (["train", "--task", "imagenet"], "Unknown task 'imagenet'; known tasks:"),
+        (["train", "--task", "mnist-5k", "--epochs", "0"], "--epochs must be >= 1"),
+        (["train", "--task", "mnist-5k", "--epochs", "2", "--clean-epochs", "3"], "cannot exceed epochs"),
+    ],
+)
+def test_bad_train_arguments(argv, message, capsys):
+    assert cli.main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith("mat-keras train: error: ") and message in line
+
+
+def test_unreadable_model_files(tmp_path, capsys):
+    assert cli.main(["evaluate", str(tmp_path / "missing.keras"), "--task", "mnist-5k"]) == 2
+    assert "No model file at" in _error_line(capsys)
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(b"not a zip file")
+    assert cli.main(["evaluate", str(garbage), "--task", "mnist-5k"]) == 2
+    assert "Cannot read" in _error_line(capsys)
+
+
+def test_dataset_unavailable_offline_names_mnist_5k(tmp_path, capsys, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Network is unreachable")
+
+    for method in ("download", "download_and_extract", "download_checksums"):
+        monkeypatch.setattr(tfds.download.DownloadManager, method, refuse)
+    assert cli.main(["train", "--task", "mnist", "--data-dir", str(tmp_path)]) == 2
+    assert "mnist-5k" in _error_line(capsys)
+
+
+def test_no_subcommand_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quickstart_defaults_meet_the_mat_claim(tmp_path, capsys):
+    """The README's quickstart: MAT beats vanilla by >= 8 points at sd 0.2, loses <= 1.5 at sd 0."""
+    assert cli.main(["train", "--task", "mnist-5k", "--out-dir", str(tmp_path)]) == 0
+    vanilla, robust = json.loads((tmp_path / "sweep.json").read_text())
+    assert vanilla["draws"] == robust["draws"] == 10
+    mean = {r["name"]: {row["sd"]: row["mean"] for row in r["summary"]} for r in (vanilla, robust)}
+    assert mean["MAT"][0.2] - mean["vanilla"][0.2] >= 0.08
+    assert mean["vanilla"][0.0] - mean["MAT"][0.0] <= 0.015
