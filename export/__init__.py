@@ -20,7 +20,7 @@ folding), `mapping` (scales and levels), `tiles`, `tables` (files, manifest,
 loading), `apply` (weights back into a model), `cli` (`mat-keras export`).
 """
 
-from mat_keras.export.apply import apply_tables, resolve_programming_noise
+from mat_keras.export.apply import apply_tables, fold_batchnorm, resolve_programming_noise
 from mat_keras.export.device import Device
 from mat_keras.export.errors import (
     OutputExistsError,
@@ -28,7 +28,6 @@ from mat_keras.export.errors import (
     TableIntegrityError,
     UnsupportedLayerError,
 )
-from mat_keras.export.folding import fold_batchnorm
 from mat_keras.export.summary import ExportSummary, MatrixSummary
 from mat_keras.export.tables import (
     SCHEMA_VERSION,

@@ -349,7 +349,9 @@ class Levels:
 def _float_dtype(x):
     # Keep float32 data in float32 (half the memory of float64 on large
     # tensors); integers and float64 are looked up in float64.
-    return np.dtype(np.float32) if x.dtype in (np.float32, np.float16) else np.dtype(np.float64)
+    if x.dtype == np.float32 or x.dtype == np.float16:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
 
 
 def uniform_index(x, low, high, count, dtype=np.int64):

@@ -1,0 +1,83 @@
+"""`mat-keras export`: options, summary, plots, errors."""
+
+import argparse
+import json
+
+import pytest
+
+from mat_keras.errors import InvalidArgumentError, ModelFileError
+from mat_keras.export import OutputExistsError, cli, load_tables
+
+
+def _parse(*argv):
+    parser = argparse.ArgumentParser(prog="mat-keras export")
+    cli.add_arguments(parser)
+    return parser.parse_args([str(a) for a in argv])
+
+
+@pytest.fixture
+def saved(tmp_path, mlp):
+    path = tmp_path / "mlp.keras"
+    mlp.save(path)
+    return path
+
+
+def test_cli_writes_tables_and_prints_the_summary(saved, tmp_path, capsys):
+    out = tmp_path / "chip"
+    args = _parse(saved, out, "--levels", "8", "--g-min", "2e-6", "--g-max", "30e-6", "--tile", "8x8",
+                  "--format", "npz,csv", "--scheme", "offset", "--per", "column", "--bias", "row", "--plot")
+    assert cli.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "hidden/kernel" in printed and "21x16" in printed and "3x2" in printed  # bias row: 20 + 1 rows
+    assert "8 levels, offset, g 2-30 uS" in printed
+    tables = load_tables(out)  # plots are listed with checksums and verify
+    assert tables.device.num_levels == 8 and tables.device.scheme == "offset"
+    manifest = json.loads((out / "manifest.json").read_text())
+    pngs = [name for name in manifest["files"] if name.endswith(".png")]
+    assert "plots/000_hidden.kernel.map.png" in pngs and "plots/001_logits.kernel.levels.png" in pngs
+    assert (out / "plots" / "000_hidden.kernel.map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert manifest["mapping"] == {
+        "scale": "max", "per": "column", "bias": "row", "tile": [8, 8], "fold_batchnorm": True, "formats": ["npz", "csv"],
+    }
+
+
+def test_cli_measured_levels_and_percentile(saved, tmp_path, capsys):
+    args = _parse(saved, tmp_path / "chip", "--levels", "1e-6,4e-6,12e-6,40e-6", "--scale", "percentile:99", "--format", "npz")
+    assert cli.run(args) == 0
+    tables = load_tables(tmp_path / "chip")
+    assert tables.device.levels.values.tolist() == [1e-6, 4e-6, 12e-6, 40e-6]
+    assert tables.manifest["mapping"]["scale"] == ["percentile", 99.0]
+
+
+@pytest.mark.parametrize(
+    "extra, error, message",
+    [
+        (["--levels", "1"], InvalidArgumentError, "levels must be at least 2"),
+        (["--levels", "many"], InvalidArgumentError, "--levels must be a level count"),
+        (["--g-min", "5e-5"], InvalidArgumentError, "g_min must be below g_max"),
+        (["--tile", "0x256"], InvalidArgumentError, "at least 1 row"),
+        (["--scheme", "single"], InvalidArgumentError, "scheme must be one of"),
+        (["--format", "csv"], InvalidArgumentError, "must include 'npz'"),
+        (["--programming-noise", "0.1"], InvalidArgumentError, "only applies with --task"),
+    ],
+)
+def test_cli_bad_options(saved, tmp_path, extra, error, message):
+    with pytest.raises(error, match=message):
+        cli.run(_parse(saved, tmp_path / "chip", *extra))
+    assert not (tmp_path / "chip").exists()
+
+
+def test_cli_existing_folder_and_missing_model(saved, tmp_path):
+    assert cli.run(_parse(saved, tmp_path / "chip", "--format", "npz")) == 0
+    with pytest.raises(OutputExistsError):
+        cli.run(_parse(saved, tmp_path / "chip"))
+    assert cli.run(_parse(saved, tmp_path / "chip", "--overwrite")) == 0
+    with pytest.raises(ModelFileError, match="No model file"):
+        cli.run(_parse(tmp_path / "nope.keras", tmp_path / "other"))
+
+
+def test_main_entry_point_turns_errors_into_exit_status_2(saved, tmp_path, capsys):
+    main = pytest.importorskip("mat_keras.cli").main
+    assert main(["export", str(saved), str(tmp_path / "chip"), "--format", "npz"]) == 0
+    assert main(["export", str(saved), str(tmp_path / "chip")]) == 2
+    assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
