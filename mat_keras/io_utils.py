@@ -29,6 +29,8 @@ def atomic_write(path, mode="w", **open_kwargs):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    # mkstemp creates the file private (0600); give it the usual permissions.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
@@ -37,6 +39,12 @@ def atomic_write(path, mode="w", **open_kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_path(path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mat_keras as mat
-from conftest import gradients, to_numpy
+from mat_testing import gradients, to_numpy
 
 # (name, layer factory, input shape): every layer type the issue names.
 LAYER_CASES = [

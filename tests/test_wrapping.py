@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mat_keras as mat
-from conftest import to_numpy
+from mat_testing import to_numpy
 
 
 def _functional():

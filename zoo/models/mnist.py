@@ -2,7 +2,7 @@
 
 import keras
 
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.zoo.weights import load_zoo_weights
 
 
 def mnist_mlp(hidden_units=128, num_classes=10, input_shape=(28, 28), weights=None):
@@ -16,7 +16,10 @@ def mnist_mlp(hidden_units=128, num_classes=10, input_shape=(28, 28), weights=No
         hidden_units: width of the hidden layer (the seed uses 128).
         num_classes: number of output logits.
         input_shape: shape of one input image; it is flattened.
-        weights: None for random initialisation.
+        weights: None for random initialisation; `"mat"` or `"vanilla"`
+            for the zoo's pretrained weights (shipped, trained on mnist-5k);
+            a registry name (`mat-keras zoo list`); or the path of a
+            `.weights.h5` file (see `mat_keras.zoo.weights`).
 
     Returns:
         A `keras.Sequential` model with 101,632 weights at the defaults.
@@ -26,10 +29,9 @@ def mnist_mlp(hidden_units=128, num_classes=10, input_shape=(28, 28), weights=No
     >>> model = mat_keras.zoo.mnist_mlp()
     >>> model.count_params()
     101632
+    >>> model = mat_keras.zoo.mnist_mlp(weights="mat")   # MAT-trained, shipped, offline
     """
-    if weights is not None:
-        raise InvalidArgumentError("mnist_mlp(weights=...) is not supported yet.")
-    return keras.Sequential(
+    model = keras.Sequential(
         [
             keras.Input(input_shape),
             keras.layers.Flatten(name="flatten"),
@@ -38,3 +40,4 @@ def mnist_mlp(hidden_units=128, num_classes=10, input_shape=(28, 28), weights=No
         ],
         name="mnist_mlp",
     )
+    return load_zoo_weights(model, weights, "mnist_mlp")
