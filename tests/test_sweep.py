@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import mat_keras as mat
-from mat_testing import to_numpy
 
 
 def _classifier(seed=0):
