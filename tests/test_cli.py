@@ -90,3 +90,67 @@ def test_quickstart_defaults_meet_the_mat_claim(tmp_path, capsys):
     mean = {r["name"]: {row["sd"]: row["mean"] for row in r["summary"]} for r in (vanilla, robust)}
     assert mean["MAT"][0.2] - mean["vanilla"][0.2] >= 0.08
     assert mean["vanilla"][0.0] - mean["MAT"][0.0] <= 0.015
+
+
+TINY = ["--epochs", "2", "--clean-epochs", "1", "--draws", "1", "--sds", "0,0.1", "--batch-size", "16"]
+
+
+@pytest.mark.parametrize("task", ["cifar10", "cifar100"])
+def test_cifar_tasks_on_mock_data(task, tmp_path, capsys):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=32):
+        status = cli.main(["train", "--task", task, "--model", "cnn", *TINY, "--data-dir", str(tmp_path),
+                           "--out-dir", str(tmp_path / "run"), "--save", str(tmp_path / "clean.keras")])
+    assert status == 0
+    assert "MAT (n=1)" in capsys.readouterr().out
+    # Fine-tune a saved model with noise, as from a clean pre-trained one.
+    with tfds.testing.mock_data(num_examples=32):
+        status = cli.main(["train", "--task", task, "--init", str(tmp_path / "clean.keras"), *TINY,
+                           "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "fine")])
+    assert status == 0
+
+
+@pytest.fixture(scope="module")
+def ecg_records(tmp_path_factory):
+    from mat_keras.zoo.datasets.synthetic import write_synthetic_record
+
+    folder = tmp_path_factory.mktemp("mitdb")
+    write_synthetic_record(folder, "208", seconds=30.0)
+    return folder
+
+
+@pytest.mark.parametrize("model", ["srnn", "rnn"])
+def test_ecg_task_on_synthetic_records(model, ecg_records, tmp_path, capsys):
+    status = cli.main(["train", "--task", "ecg", "--model", model, *TINY, "--data-dir", str(ecg_records),
+                       "--out-dir", str(tmp_path)])
+    assert status == 0
+    results = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["name"] for r in results] == ["vanilla", "MAT"]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--task", "ecg", "--model", "cnn"], "Task 'ecg' has no model 'cnn'; its models: rnn, srnn"),
+        (["--task", "ecg", "--records", "207"], "MIT-BIH record 207 is not in"),
+        (["--task", "ecg", "--records", "two"], "--records takes record numbers"),
+        (["--task", "mnist-5k", "--encoding", "raw"], "apply to the ecg task only"),
+    ],
+)
+def test_bad_zoo_task_arguments(argv, message, ecg_records, capsys):
+    assert cli.main(["train", *argv, "--data-dir", str(ecg_records), *TINY]) == 2
+    assert message in _error_line(capsys)
+
+
+def test_a_model_for_other_data_is_a_clear_error(tmp_path, capsys):
+    import keras
+
+    from mat_keras import zoo
+
+    zoo.mnist_mlp(num_classes=5).save(tmp_path / "five.keras")
+    assert cli.main(["evaluate", str(tmp_path / "five.keras"), "--task", "mnist-5k"]) == 2
+    assert "has 5 outputs, but mnist-5k has 10 classes" in _error_line(capsys)
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(tmp_path / "cifar.keras")
+    assert cli.main(["train", "--task", "mnist-5k", "--init", str(tmp_path / "cifar.keras"), *TINY]) == 2
+    assert "takes inputs of shape (32, 32, 3), but mnist-5k has (28, 28)" in _error_line(capsys)

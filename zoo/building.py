@@ -35,7 +35,7 @@ def entry_name(task, variant):
         task: a `zoo.tasks.Task`.
         variant: `"vanilla"` or `"mat"`.
     """
-    return f"{task.model}-{variant}-{task.name.replace('-', '')}"
+    return f"{task.constructor_name()}-{variant}-{task.name.replace('-', '')}"
 
 
 def build_task(name, registry=None):
@@ -125,9 +125,9 @@ def build_weights(
     for variant, model in (("vanilla", run.vanilla), ("mat", run.robust)):
         entry_id = entry_name(task, variant)
         path = os.path.join(out_dir, entry_id + weights_lib.SUFFIX)
-        digest, size = weights_lib.write_weights_file(model, path, task.model)
+        digest, size = weights_lib.write_weights_file(model, path, task.constructor_name())
         # Sweep what was written: the file loaded into a fresh model.
-        fresh = weights_lib.load_weights_file(task.build_model(**_as_kwargs(model_kwargs)), path, task.model)
+        fresh = weights_lib.load_weights_file(task.build_model(**_as_kwargs(model_kwargs)), path, task.constructor_name())
         result = mat.robustness_sweep(
             fresh,
             data.test_dataset(SWEEP_BATCH),
@@ -141,7 +141,7 @@ def build_weights(
         entries.append(
             WeightsEntry(
                 name=entry_id,
-                model=task.model,
+                model=task.constructor_name(),
                 model_kwargs=model_kwargs,
                 variant=variant,
                 dataset=task.dataset,
@@ -207,7 +207,7 @@ def _description(task, variant, epochs, clean_epochs, seed):
             f"after {clean_epochs} clean + {epochs - clean_epochs} epochs with weight noise sd "
             f"{task.noise_sd:g} (of 2·max|w|){clip}"
         )
-    return f"{task.model} on {task.dataset}, {trained}, seed {seed}"
+    return f"{task.constructor_name()} on {task.dataset}, {trained}, seed {seed}"
 
 
 def _versions():

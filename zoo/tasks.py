@@ -18,7 +18,8 @@ class Task:
     Attributes:
         name: the task's name on the command line.
         dataset: the `zoo.load_dataset` name.
-        model: zoo constructor name (a function of `mat_keras.zoo`).
+        model: the default model, a key of `models`.
+        models: short model names (`--model`) to zoo constructor names.
         epochs: total epochs (clean phase plus MAT phase).
         clean_epochs: epochs of the clean phase.
         batch_size: training batch size.
@@ -26,6 +27,10 @@ class Task:
         noise_sd: training noise sd (seed convention, fraction of 2*max|w|).
         clip_w: clipping bound in standard deviations, or None.
         sweep_sds: inference noise levels of the robustness sweep.
+        lr_milestones: epochs at which the learning rate is multiplied by
+            `lr_decay` (step decay), as fractions of the total epochs.
+        lr_decay: the factor of each step.
+        dataset_options: keyword arguments of `zoo.load_dataset`.
         description: one line for `--help` and the README.
     """
 
@@ -37,8 +42,12 @@ class Task:
     batch_size: int
     optimizer: dict
     noise_sd: float
+    models: dict = dataclasses.field(default_factory=dict)
     clip_w: float = None
     sweep_sds: tuple = (0.0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3)
+    lr_milestones: tuple = ()
+    lr_decay: float = 0.1
+    dataset_options: dict = dataclasses.field(default_factory=dict)
     description: str = ""
 
     def make_optimizer(self, learning_rate=None):
@@ -48,15 +57,39 @@ class Task:
             config["learning_rate"] = learning_rate
         return keras.optimizers.get({"class_name": self.optimizer["class_name"], "config": config})
 
-    def build_model(self, **kwargs):
-        """Returns the task's zoo model, uncompiled."""
+    def constructor_name(self, model=None):
+        """Returns the zoo constructor's name of `model` (default: the task's).
+
+        Raises:
+            InvalidArgumentError: the task has no such model.
+        """
+        model = model or self.model
+        if model not in self.models:
+            raise InvalidArgumentError(
+                f"Task {self.name!r} has no model {model!r}; its models: "
+                f"{', '.join(sorted(self.models))}."
+            )
+        return self.models[model]
+
+    def constructor(self, model=None):
+        """Returns the zoo constructor of `model` (default: the task's)."""
         from mat_keras import zoo
 
-        return getattr(zoo, self.model)(**kwargs)
+        return getattr(zoo, self.constructor_name(model))
+
+    def build_model(self, model=None, **kwargs):
+        """Returns the task's zoo model (`model` names one of `models`), uncompiled."""
+        return self.constructor(model)(**kwargs)
+
+    def learning_rate_at(self, epoch, epochs, initial):
+        """The step-decayed learning rate of (0-based) `epoch` out of `epochs`."""
+        steps = sum(epoch >= round(m * epochs) for m in self.lr_milestones)
+        return initial * self.lr_decay**steps
 
 
 _MNIST = dict(
-    model="mnist_mlp",
+    model="mlp",
+    models={"mlp": "mnist_mlp"},
     batch_size=32,
     optimizer={"class_name": "Adam", "config": {"learning_rate": 1e-3}},
     noise_sd=0.2,
@@ -73,6 +106,40 @@ TASKS = {
             clean_epochs=20,
             description="MNIST (tensorflow-datasets), the seed's 784-128-10 MLP",
             **_MNIST,
+        ),
+        *(
+            Task(
+                name=name,
+                dataset=name,
+                model="mobilenetv2",
+                models={"mobilenetv2": "cifar_mobilenetv2", "cnn": "cifar_cnn"},
+                epochs=100,
+                clean_epochs=60,
+                batch_size=128,
+                optimizer={
+                    "class_name": "SGD",
+                    "config": {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
+                },
+                noise_sd=noise_sd,
+                sweep_sds=(0.0, 0.01, 0.05, 0.1, 0.15, 0.2),
+                lr_milestones=(0.3, 0.6, 0.85),
+                description=f"{label} (tensorflow-datasets), the seed's MobileNetV2 (width 0.4) or a VGG-style CNN",
+            )
+            for name, label, noise_sd in (("cifar10", "CIFAR-10", 0.05), ("cifar100", "CIFAR-100", 0.1))
+        ),
+        Task(
+            name="ecg",
+            dataset="mitbih",
+            model="srnn",
+            models={"srnn": "ecg_srnn", "rnn": "ecg_rnn"},
+            epochs=40,
+            clean_epochs=20,
+            batch_size=16,
+            optimizer={"class_name": "Adamax", "config": {"learning_rate": 1e-3}},
+            noise_sd=0.1,
+            sweep_sds=(0.0, 0.01, 0.05, 0.1, 0.15, 0.2),
+            dataset_options={"records": (208,), "encoding": "delta"},
+            description="MIT-BIH record 208 (PhysioNet, wfdb), normal vs other beats, spiking RNN or LSTM",
         ),
         Task(
             name="mnist-5k",

@@ -33,9 +33,30 @@ def compile_classifier(model, optimizer):
     return model
 
 
+def check_model_fits(model, data):
+    """Raises a clear error when `model` cannot take `data`'s inputs or classes.
+
+    Raises:
+        InvalidArgumentError: the input shape or the number of outputs differ.
+    """
+    expected = tuple(data.input_shape)
+    got = tuple(model.input_shape[1:])
+    if len(got) != len(expected) or any(g not in (None, e) for g, e in zip(got, expected)):
+        raise InvalidArgumentError(
+            f"Model '{model.name}' takes inputs of shape {got}, but {data.name} has {expected}."
+        )
+    outputs = model.output_shape[-1]
+    if outputs != data.num_classes:
+        raise InvalidArgumentError(
+            f"Model '{model.name}' has {outputs} outputs, but {data.name} has "
+            f"{data.num_classes} classes (num_classes={data.num_classes})."
+        )
+
+
 def train_two_phase(
     task,
     data,
+    model_name=None,
     epochs=None,
     clean_epochs=None,
     noise_sd=None,
@@ -57,6 +78,8 @@ def train_two_phase(
     Args:
         task: a `zoo.tasks.Task`.
         data: the `zoo.datasets.Dataset` to train on.
+        model_name: one of the task's models (`task.models`); None for its
+            default.
         epochs, clean_epochs, noise_sd, clip_w, batch_size, learning_rate:
             overrides of the recipe (None keeps the task's value; `clip_w=0`
             disables clipping).
@@ -83,13 +106,22 @@ def train_two_phase(
     keras.utils.set_random_seed(seed)
 
     model = init if init is not None else task.build_model(
-        num_classes=data.num_classes, input_shape=data.input_shape
+        model_name, num_classes=data.num_classes, input_shape=data.input_shape
     )
+    check_model_fits(model, data)
     robust = mat.wrap(model, noise=mat.noise.Gaussian(noise_sd), seed=seed)
-    compile_classifier(robust, task.make_optimizer(learning_rate))
+    optimizer = task.make_optimizer(learning_rate)
+    compile_classifier(robust, optimizer)
     schedule = [mat.TwoPhaseSchedule(clean_epochs)]
     if clip_w:
         schedule.append(mat.WeightClip(clip_w))
+    if task.lr_milestones:
+        initial = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        schedule.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch: task.learning_rate_at(epoch, epochs, initial)
+            )
+        )
     train = data.train_dataset(batch_size, seed=seed)
     history = {}
 
