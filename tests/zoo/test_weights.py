@@ -425,7 +425,7 @@ def test_zoo_list_and_download(server, tmp_path, capsys):
     "argv,message",
     [
         (["zoo", "download", "imagenet"], "Unknown weights 'imagenet'; the known weights are mnist_mlp-mat-mnist5k"),
-        (["zoo", "build", "imagenet"], "Nothing to build called 'imagenet'; build a task (mnist, mnist-5k)"),
+        (["zoo", "build", "imagenet"], "Nothing to build called 'imagenet'; build a task (cifar10, cifar100, ecg, mnist, mnist-5k)"),
         (["zoo", "build", "mnist-5k", "--epochs", "1"], "at least one clean and one MAT epoch"),
         (["zoo", "list", "--registry", "nowhere.json"], "No weights registry at"),
     ],
