@@ -38,6 +38,7 @@ def main():
     model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
     x, y = data.x_test, data.y_test
     model.evaluate(x, y, batch_size=args.batch_size, verbose=0)  # trace
+    mat.robustness_sweep(model, x, y, sds=[0.1], draws=1, verbose=0)  # compile the draws
     sweep_times, clean_times = [], []
     for _ in range(args.rounds):
         start = time.perf_counter()

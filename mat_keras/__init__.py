@@ -14,8 +14,9 @@ Example:
 """
 
 from mat_keras import errors, noise
-from mat_keras.callbacks import TwoPhaseSchedule
+from mat_keras.callbacks import NoiseFineTuning, TwoPhaseSchedule
 from mat_keras.clipping import ClipByStd, WeightClip
+from mat_keras.deployment import DeploymentResult, deployment_sweep
 from mat_keras.sweep import SweepResult, robustness_sweep
 from mat_keras.wrapper import NoisyWeights
 from mat_keras.wrapping import noisy_layers, set_noise_gate, strip, wrap
@@ -24,10 +25,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClipByStd",
+    "DeploymentResult",
+    "NoiseFineTuning",
     "NoisyWeights",
     "SweepResult",
     "TwoPhaseSchedule",
     "WeightClip",
+    "deployment_sweep",
     "errors",
     "noise",
     "noisy_layers",

@@ -61,3 +61,70 @@ class TwoPhaseSchedule(keras.callbacks.Callback):
         if len(levels) == 1 and None not in levels:
             logs["noise_sd"] = self._gate * levels.pop()
 
+
+class NoiseFineTuning(keras.callbacks.Callback):
+    """The seed's "noise in backward phase": perturbs the weights themselves during training.
+
+    In the last `epochs` epochs of `fit`, after every `every`-th optimizer
+    step, each trainable weight (BatchNormalization's gamma and beta only
+    with `batchnorm=True`) is replaced by `w + delta`, `delta` a fresh draw
+    of `noise`; training then continues from the perturbed weights. Unlike
+    memristor-aware training (`NoisyWeights`), the forward pass itself is
+    clean and the noise is not undone: the baseline the seed compares MAT
+    with. Works on plain and wrapped models.
+
+    Args:
+        noise: a noise model or anything `mat_keras.noise.get` resolves (a
+            number is a Gaussian sd in the seed's convention).
+        epochs: the number of final epochs with perturbations; None for all.
+        every: perturb after every `every` batches (the seed: 100).
+        seed: integer seed of the perturbations, or None.
+        batchnorm: also perturb BatchNormalization's gamma and beta.
+
+    Example:
+
+    >>> model.fit(x, y, epochs=30, callbacks=[mat_keras.NoiseFineTuning(0.1, epochs=10)])
+    """
+
+    def __init__(self, noise=0.1, epochs=None, every=100, seed=None, batchnorm=False):
+        super().__init__()
+        from mat_keras import noise as noise_lib
+
+        self.noise = noise_lib.get(noise)
+        if self.noise is None:
+            raise InvalidArgumentError("NoiseFineTuning needs a noise model, got None.")
+        self.epochs = None if epochs is None else _check_epochs(epochs, "epochs")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise InvalidArgumentError(f"every must be an integer >= 1, got {every!r}.")
+        self.every = every
+        if seed is not None and not isinstance(seed, int):
+            raise InvalidArgumentError(f"seed must be an integer or None, got {seed!r}.")
+        self.seed = seed
+        self.batchnorm = bool(batchnorm)
+        self.perturbations = 0
+        self._active = False
+        self._generator = None
+
+    def on_train_begin(self, logs=None):
+        self._generator = keras.random.SeedGenerator(self.seed)
+        self.perturbations = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        total = self.params.get("epochs") or epoch + 1
+        self._active = self.epochs is None or epoch >= total - self.epochs
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._active or (batch + 1) % self.every:
+            return
+        from mat_keras.sweep import perturbed_variables
+
+        # The JAX trainer keeps the weights outside the variables during an
+        # epoch; write them back first and let it pick up ours.
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        for variable in perturbed_variables(self.model, batchnorm=self.batchnorm):
+            value = keras.ops.convert_to_tensor(variable)
+            delta = self.noise.perturbation(value, self._generator)
+            variable.assign(value + keras.ops.cast(delta, value.dtype))
+        self.perturbations += 1

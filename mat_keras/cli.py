@@ -34,6 +34,10 @@ def _add_sweep_arguments(parser):
     parser.add_argument("--out-dir", default=None,
                         help="folder for sweep.json, sweep.csv and sweep.png (default runs/TASK)")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    parser.add_argument("--records", default=None,
+                        help="ecg: MIT-BIH record numbers, comma-separated (default 208)")
+    parser.add_argument("--encoding", choices=("delta", "raw"), default=None,
+                        help="ecg: delta-modulated events (default) or the raw leads")
     parser.add_argument("--seed", "-seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--verbose", "-verbose", action="store_true",
                         help="Keras progress bars for every epoch and the sweep")
@@ -46,7 +50,10 @@ def _add_train_parser(subparsers):
         description="Two-phase memristor-aware training of a zoo task, then a "
         "robustness sweep of the clean ('vanilla') and the MAT model.",
     )
-    parser.add_argument("--task", "-task", required=True, help="task name, e.g. mnist-5k")
+    parser.add_argument("--task", "-task", required=True,
+                        help="task name: mnist-5k, mnist, cifar10, cifar100 or ecg")
+    parser.add_argument("--model", default=None,
+                        help="the task's model: mlp (mnist); mobilenetv2 or cnn (cifar); srnn or rnn (ecg)")
     parser.add_argument("--noise-sd", "-noise_sd", type=float, default=None,
                         help="training noise sd, fraction of 2*max|w| (default: the task's)")
     parser.add_argument("--epochs", "-epochs", type=int, default=None,
@@ -68,12 +75,27 @@ def _add_train_parser(subparsers):
 def _add_evaluate_parser(subparsers):
     parser = subparsers.add_parser(
         "evaluate",
-        help="robustness sweep of a saved model",
-        description="Accuracy of a saved .keras model against inference weight noise.",
+        help="robustness sweep of a saved model, or its deployment on a device over time",
+        description="Accuracy of a saved .keras model against inference weight noise; with "
+        "--device, on a simulated chip at several times after programming.",
     )
     parser.add_argument("model", help="a .keras model file")
     parser.add_argument("--task", "-task", required=True, help="task whose test data to use")
     _add_sweep_arguments(parser)
+    parser.add_argument(
+        "--device", default=None,
+        help="deploy on a device model instead of sweeping noise levels: pcm, rram, gaussian, "
+        "measured, a measurements .csv, or a JSON config (a string or a .json file)",
+    )
+    parser.add_argument(
+        "--times", default=None,
+        help="with --device: times after programming, comma-separated, in seconds or with a unit "
+        "s/min/h/d/mo/y (default 1s,1h,1d,1mo,1y)",
+    )
+    parser.add_argument(
+        "--no-compensation", action="store_true",
+        help="with --device: only without global drift compensation (default: with and without)",
+    )
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -147,8 +169,25 @@ def _load_task_data(args):
     from mat_keras.zoo import load_dataset, tasks
 
     task = tasks.get_task(args.task)
-    data = load_dataset(task.dataset, data_dir=args.data_dir, seed=args.seed)
+    options = dict(task.dataset_options)
+    if args.records is not None or args.encoding is not None:
+        if task.dataset != "mitbih":
+            raise InvalidArgumentError("--records and --encoding apply to the ecg task only.")
+        if args.records is not None:
+            options["records"] = _record_list(args.records)
+        if args.encoding is not None:
+            options["encoding"] = args.encoding
+    data = load_dataset(task.dataset, data_dir=args.data_dir, seed=args.seed, **options)
     return task, data
+
+
+def _record_list(text):
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--records takes record numbers such as 208,209; got {text!r}."
+        ) from None
 
 
 def _check_positive(value, name):
@@ -202,12 +241,13 @@ def _run_train(args):
         _check_positive(getattr(args, name), f"--{name.replace('_', '-')}")
     if args.clean_epochs is not None and args.clean_epochs < 0:
         raise InvalidArgumentError(f"--clean-epochs must be >= 0, got {args.clean_epochs}.")
-    task, data = _load_task_data(args)
     init = load_model_file(args.init) if args.init else None
+    task, data = _load_task_data(args)
     print(f"Task {task.name}: {data.description}")
     run = train_two_phase(
         task,
         data,
+        model_name=args.model,
         epochs=args.epochs,
         clean_epochs=args.clean_epochs,
         noise_sd=args.noise_sd,
@@ -248,10 +288,62 @@ def load_model_file(path):
 
 
 def _run_evaluate(args):
+    if args.device is None:
+        for option, given in (("--times", args.times is not None), ("--no-compensation", args.no_compensation)):
+            if given:
+                raise InvalidArgumentError(f"{option} needs --device.")
+    else:
+        return _run_deployment(args)
+    from mat_keras.zoo.training import check_model_fits
+
     model = load_model_file(args.model)
     task, data = _load_task_data(args)
+    check_model_fits(model, data)
     name = os.path.splitext(os.path.basename(args.model))[0]
     _sweep_and_report([(name, model)], args, task, data)
+    return 0
+
+
+def _run_deployment(args):
+    """`evaluate --device`: a deployment sweep over time; table, JSON, CSV and PNG."""
+    from mat_keras import deployment, sweep
+
+    if args.sds is not None:
+        raise InvalidArgumentError("--sds sets noise levels; with --device give --times instead.")
+    _check_positive(args.draws, "--draws")
+    times = (
+        [deployment.parse_time(t) for t in args.times.split(",") if t.strip()]
+        if args.times is not None else list(deployment.DEFAULT_TIMES)
+    )
+    device = deployment.resolve_device(args.device)
+    from mat_keras.zoo.training import check_model_fits
+
+    model = load_model_file(args.model)
+    task, data = _load_task_data(args)
+    check_model_fits(model, data)
+    name = os.path.splitext(os.path.basename(args.model))[0]
+    print(f"Deployment of {name} on {type(device).__name__}: {len(times)} times x {args.draws} "
+          f"programmings on {data.name} test data")
+    results = deployment.deployment_sweep(
+        model,
+        data.test_dataset(256),
+        device=device,
+        times=times,
+        draws=args.draws,
+        seed=args.seed,
+        compensation=False if args.no_compensation else "both",
+        name=name,
+        data=data.description,
+        verbose=1 if args.verbose else 0,
+    )
+    print()
+    print(f"Mean test accuracy (%) ± sd over {args.draws} programmings, {data.description}")
+    print(sweep.format_table(results))
+    out_dir = _out_dir(args)
+    sweep.save_json(os.path.join(out_dir, "deployment.json"), results)
+    sweep.save_csv(os.path.join(out_dir, "deployment.csv"), results)
+    sweep.plot_results(results, path=os.path.join(out_dir, "deployment.png"))
+    print(f"\nWrote {out_dir}/deployment.json, deployment.csv and deployment.png")
     return 0
 
 

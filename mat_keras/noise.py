@@ -125,6 +125,11 @@ class NoiseModel:
         delta = self.perturbation(ops.stop_gradient(weights), seed)
         return weights + ops.stop_gradient(delta)
 
+    # True when `perturbation` at level `sd` equals `sd` times the perturbation
+    # at level 1 for the same draw: a sweep then compiles one function for all
+    # its levels.
+    linear_in_sd = False
+
     @property
     def sd(self):
         """The noise level in the model's own convention, or None."""
@@ -187,6 +192,8 @@ class Gaussian(NoiseModel):
     >>> # delta has standard deviation 0.1 * 2 * 1 = 0.2
     """
 
+    linear_in_sd = True
+
     def __init__(self, sd=0.1, relative_to="range"):
         self._sd = check_sd(sd)
         if relative_to not in _SCALES:
@@ -228,6 +235,8 @@ class Multiplicative(NoiseModel):
 
     >>> noise = mat_keras.noise.Multiplicative(0.05)
     """
+
+    linear_in_sd = True
 
     def __init__(self, sd=0.1):
         self._sd = check_sd(sd)
@@ -311,3 +320,20 @@ def _class_for(alias):
             f"{', '.join(aliases())}."
         )
     return cls
+
+
+# Device models and quantisers live in modules of their own; importing them
+# here registers their aliases ("quantized", "device", "pcm", "rram",
+# "measured") and makes them reachable as `mat_keras.noise.<Name>`. The import
+# sits at the end because those modules build on the classes above.
+from mat_keras.device_models import (  # noqa: E402,F401
+    PCM,
+    RRAM,
+    DeviceModel,
+    Drift,
+    ProgrammingNoise,
+    ReadNoise,
+    StuckDevices,
+)
+from mat_keras.measured import Measured, MeasuredDevice  # noqa: E402,F401
+from mat_keras.quantized import Quantized  # noqa: E402,F401

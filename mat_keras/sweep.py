@@ -9,14 +9,17 @@ nor retraced.
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import textwrap
+import typing
 
 import keras
 import numpy as np
 
 from mat_keras import noise as noise_lib
+from mat_keras.backend_utils import compile_function, stateless_draw
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.io_utils import atomic_path, atomic_write
 from mat_keras.wrapping import iter_layers
@@ -46,6 +49,19 @@ class SweepResult:
     noise: dict = None
     seed: int = None
     data: str = ""
+
+    # How the levels appear in tables and plots; subclasses over other axes
+    # (`mat_keras.deployment.DeploymentResult`: time) override them.
+    axis_label: typing.ClassVar[str] = "inference sd"
+    plot_label: typing.ClassVar[str] = "inference noise sd (fraction of 2·max|w|)"
+    plot_title: typing.ClassVar[str] = "Robustness sweep"
+
+    def level_label(self, level):
+        """How one level appears in the first column of a table."""
+        return f"{level:g}"
+
+    def format_axis(self, ax):
+        """Sets the x axis of a plot of these results (scale, ticks)."""
 
     @property
     def draws(self):
@@ -155,13 +171,14 @@ def format_table(results):
             raise InvalidArgumentError("Results in one table must share their noise levels.")
     names = [f"{r.name} (n={r.draws})" for r in results]
     width = max(16, *(len(n) + 2 for n in names))
-    lines = ["inference sd".ljust(14) + "".join(n.rjust(width) for n in names)]
+    first = results[0]
+    lines = [first.axis_label.ljust(14) + "".join(n.rjust(width) for n in names)]
     for i, sd in enumerate(sds):
         cells = [
             f"{100 * r.mean()[i]:.2f} ± {100 * r.std()[i]:.2f}".rjust(width)
             for r in results
         ]
-        lines.append(f"{sd:<14g}" + "".join(cells))
+        lines.append(first.level_label(sd).ljust(14) + "".join(cells))
     return "\n".join(lines)
 
 
@@ -231,12 +248,14 @@ def plot_results(results, path=None, ax=None, title=None):
         style = "--" if index == 0 and len(results) > 1 else "-"
         line = ax.plot(sds, 100 * result.mean(), style, marker="o", label=result.name)[0]
         ax.fill_between(sds, 100 * q25, 100 * q75, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("inference noise sd (fraction of 2·max|w|)")
+    first = results[0]
+    ax.set_xlabel(first.plot_label)
+    first.format_axis(ax)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend()
-    data = results[0].data
-    title = title or (f"Robustness sweep: {data}" if data else "Robustness sweep")
+    data = first.data
+    title = title or (f"{first.plot_title}: {data}" if data else first.plot_title)
     ax.set_title(textwrap.fill(title, 60), fontsize=9)
     if path is not None:
         ax.figure.tight_layout()
@@ -270,6 +289,41 @@ def _accuracy_key(logs):
         "robustness_sweep needs an accuracy metric: compile the model with "
         "metrics=['accuracy'] (or leave it uncompiled)."
     )
+
+
+# Compiled draw functions, reused by later sweeps of the same family and
+# weight shapes: compiling costs seconds on JAX.
+_DRAW_CACHE = {}
+
+
+def _compiled_draws(family, sds, clean):
+    """One `draw(state, clean) -> (noisy weights, state)` per level, compiled.
+
+    A family whose perturbation is linear in its sd is compiled once, at level
+    1, with the level as an argument.
+    """
+    signature = (repr(family), tuple((tuple(v.shape), str(v.dtype)) for v in clean))
+    if family.linear_in_sd:
+        draw = _cached_draw((*signature, None), family.with_sd(1.0))
+        return [functools.partial(_with_level, draw, sd) for sd in sds]
+    return [_cached_draw((*signature, sd), family.with_sd(sd)) for sd in sds]
+
+
+def _cached_draw(key, level):
+    if key not in _DRAW_CACHE:
+        # Names the random state inside the compiled code; the state itself
+        # goes in and out as an argument.
+        generator = keras.random.SeedGenerator(0)
+
+        def perturb(clean, factor=1.0):
+            return [value + factor * level.perturbation(value, generator) for value in clean]
+
+        _DRAW_CACHE[key] = compile_function(stateless_draw(perturb, generator))
+    return _DRAW_CACHE[key]
+
+
+def _with_level(draw, sd, state, clean):
+    return draw(state, clean, keras.ops.convert_to_tensor(sd, "float32"))
 
 
 def _check_levels(sds, draws):
@@ -336,15 +390,15 @@ def robustness_sweep(
     """
     sds = _check_levels(sds, draws)
     family = noise_lib.get(noise)
-    models_at = [family.with_sd(sd) for sd in sds]
     if not model.compiled:
         model.compile(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
     variables = perturbed_variables(model, batchnorm=batchnorm)
-    clean = [keras.ops.convert_to_numpy(v).copy() for v in variables]
+    clean = [keras.ops.convert_to_tensor(keras.ops.convert_to_numpy(v)) for v in variables]
     generator = keras.random.SeedGenerator(seed)
+    draws_at = _compiled_draws(family, sds, clean)
     accuracy = np.zeros((len(sds), draws))
     loss = np.full((len(sds), draws), np.nan)
     progress = keras.utils.Progbar(
@@ -354,12 +408,13 @@ def robustness_sweep(
     if y is not None:
         evaluate_kwargs["batch_size"] = batch_size
     key = None
+    state = generator.state.value
     try:
-        for i, level in enumerate(models_at):
+        for i, draw in enumerate(draws_at):
             for d in range(draws):
-                for variable, value in zip(variables, clean):
-                    delta = level.perturbation(keras.ops.convert_to_tensor(value), generator)
-                    variable.assign(keras.ops.add(value, delta))
+                noisy, state = draw(state, clean)
+                for variable, value in zip(variables, noisy):
+                    variable.assign(value)
                 logs = model.evaluate(x, y, **evaluate_kwargs)
                 key = key or _accuracy_key(logs)
                 accuracy[i, d] = logs[key]
