@@ -7,6 +7,9 @@ import pytest
 import mat_keras as mat
 from mat_testing import to_numpy
 
+# The core subset: CI runs it on the JAX and PyTorch backends too (`pytest -m backends`).
+pytestmark = pytest.mark.backends
+
 NOISE_MODELS = [
     mat.noise.Gaussian(0.1),
     mat.noise.Gaussian(0.05, relative_to="max_abs"),

@@ -8,6 +8,9 @@ import pytest
 
 import mat_keras as mat
 
+# The core subset: CI runs it on the JAX and PyTorch backends too (`pytest -m backends`).
+pytestmark = pytest.mark.backends
+
 
 def _classifier(seed=0):
     keras.utils.set_random_seed(seed)

@@ -7,6 +7,9 @@ import pytest
 import mat_keras as mat
 from mat_testing import gradients, to_numpy
 
+# The core subset: CI runs it on the JAX and PyTorch backends too (`pytest -m backends`).
+pytestmark = pytest.mark.backends
+
 # (name, layer factory, input shape): every layer type the issue names.
 LAYER_CASES = [
     ("dense", lambda: keras.layers.Dense(5), (3, 4)),

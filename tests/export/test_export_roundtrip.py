@@ -10,6 +10,9 @@ import pytest
 import export_cases
 from mat_keras.export import Device, apply_tables, conductance_tables, load_tables
 
+# The core subset: CI runs it on the JAX and PyTorch backends too (`pytest -m backends`).
+pytestmark = pytest.mark.backends
+
 # matrix name -> (variable attribute, trailing axes forming columns, bias part)
 DENSE_LIKE = {"kernel": ("kernel", 1, "all")}
 RNN = {"kernel": ("cell.kernel", 1, "all"), "recurrent_kernel": ("cell.recurrent_kernel", 1, None)}

@@ -24,6 +24,13 @@ from mat_keras.zoo.models.spiking import (
 )
 
 BACKEND = keras.backend.backend()
+
+# Tests marked `backends` belong to the core subset that CI also runs on the
+# JAX and PyTorch backends: every model builds, trains wrapped with noise and
+# round-trips there. Left to the TensorFlow run: the plain-model training test
+# (the wrapped one covers the same code and the noise) and the width-1.0
+# architecture check (backend-independent; 40 s to build on JAX).
+
 BATCH = 8
 STEPS = 50
 IMAGE = (16, 16, 3)
@@ -140,6 +147,7 @@ def _lif(model):
 # ---------------------------------------------------------------- every model
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_documented_parameter_count_at_defaults(name):
     case = MODELS[name]
@@ -154,6 +162,7 @@ def test_trains_on_a_fixed_batch_and_round_trips(name, tmp_path):
     _assert_round_trip(model, x, tmp_path / f"{name}.keras")
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_wrapped_model_trains_with_noise_and_round_trips(name, tmp_path):
     model, (x, y) = _small(name)
@@ -174,6 +183,7 @@ def test_wrapped_model_trains_with_noise_and_round_trips(name, tmp_path):
 # ------------------------------------------------------------- CIFAR models
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize(
     "value, expected",
     [
@@ -205,6 +215,7 @@ def test_mobilenetv2_follows_the_cifar_table():
 # --------------------------------------------------------- spiking network
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("scale", [10.0, 3.0])
 def test_spike_is_binary_with_the_surrogate_gradient(scale):
     points = np.array([-2.0, -0.5, -0.05, 0.0, 0.01, 0.1, 0.7, 3.0], "float32")
@@ -217,6 +228,7 @@ def test_spike_is_binary_with_the_surrogate_gradient(scale):
     )
 
 
+@pytest.mark.backends
 def test_hidden_spikes_are_exactly_binary():
     model, (x, _) = _small("ecg_srnn")
     spikes = ops.convert_to_numpy(
@@ -226,6 +238,7 @@ def test_hidden_spikes_are_exactly_binary():
     assert set(np.unique(spikes)) == {0.0, 1.0}
 
 
+@pytest.mark.backends
 def test_lif_dynamics_match_a_numpy_reference():
     model = ecg_srnn(
         input_shape=(20, 3), hidden_units=5, heterogeneous_tau=True, seed=4
@@ -254,6 +267,7 @@ def test_lif_dynamics_match_a_numpy_reference():
     np.testing.assert_allclose(_predict(model, x), peak, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.backends
 def test_surrogate_gradient_reaches_the_input_weights():
     # The input kernel reaches the loss only through the spikes: it moves
     # under plain SGD only if the surrogate gradient is non-zero.
@@ -265,6 +279,7 @@ def test_surrogate_gradient_reaches_the_input_weights():
     assert np.abs(ops.convert_to_numpy(kernel) - before).max() > 0
 
 
+@pytest.mark.backends
 def test_no_self_connections_after_training():
     model, (x, y) = _small("ecg_srnn")
     cell = _lif(model)
@@ -286,6 +301,7 @@ def _taus(seed, units=16, heterogeneous=True, tau_sd=0.3):
     return ops.convert_to_numpy(cell.tau_syn), ops.convert_to_numpy(cell.tau_mem)
 
 
+@pytest.mark.backends
 def test_heterogeneous_time_constants_are_reproducible_from_the_seed():
     first, again, other = _taus(0), _taus(0), _taus(1)
     for a, b, c in zip(first, again, other):
@@ -298,6 +314,7 @@ def test_heterogeneous_time_constants_are_reproducible_from_the_seed():
     np.testing.assert_allclose(homogeneous[1], 20e-3)
 
 
+@pytest.mark.backends
 def test_heterogeneous_time_constants_are_log_normal():
     n, sd = 2000, 0.3
     cell = LeakyReadoutCell(n, heterogeneous_tau=True, tau_sd=sd, seed=7)
@@ -308,6 +325,7 @@ def test_heterogeneous_time_constants_are_log_normal():
     assert abs(logs.std() - sd) < 5 * sd / np.sqrt(2 * n)
 
 
+@pytest.mark.backends
 def test_time_constants_are_saved_not_redrawn(tmp_path):
     model = ecg_srnn(
         input_shape=(STEPS, 4), hidden_units=16, heterogeneous_tau=True, seed=None
@@ -324,6 +342,7 @@ def test_time_constants_are_saved_not_redrawn(tmp_path):
         )
 
 
+@pytest.mark.backends
 def test_spike_count_losses_are_in_model_losses():
     model, (x, _) = _small("ecg_srnn")
     model(x)
@@ -339,6 +358,7 @@ def test_spike_count_losses_are_in_model_losses():
     )
 
 
+@pytest.mark.backends
 def test_noise_reaches_the_recurrent_kernel():
     model, (x, _) = _small("ecg_srnn")
     robust = mat.wrap(model, noise=_SquareOnly(0.3), seed=0)
@@ -352,6 +372,7 @@ def test_noise_reaches_the_recurrent_kernel():
     np.testing.assert_allclose(_predict(model, x), noisy, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.backends
 def test_gaussian_noise_changes_the_srnn_output_only_in_training():
     model, (x, _) = _small("ecg_srnn")
     robust = mat.wrap(model, noise=0.1, seed=0)
@@ -364,6 +385,7 @@ def test_gaussian_noise_changes_the_srnn_output_only_in_training():
 # ------------------------------------------------------------- bad inputs
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize(
     "build",
     [
@@ -396,6 +418,7 @@ def test_bad_arguments_raise_a_clear_error(build):
         build()
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_weights_without_a_registry_entry_are_a_clear_error(name):
     # No CIFAR or ECG weights are published yet: the registry says so.
@@ -404,6 +427,7 @@ def test_weights_without_a_registry_entry_are_a_clear_error(name):
         case.constructor(**case.defaults, weights="mat")
 
 
+@pytest.mark.backends
 def test_data_with_the_wrong_channel_count_is_rejected():
     model = ecg_srnn(input_shape=(STEPS, 4), hidden_units=4)
     with pytest.raises(ValueError):
