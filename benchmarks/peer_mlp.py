@@ -182,7 +182,9 @@ def main():
         f"Seed MNIST-MLP MAT recipe, mnist-5k train split, batch {BATCH_SIZE} "
         f"({first['steps_per_epoch']} steps/epoch), Adam {LEARNING_RATE:g}, noise sd {NOISE_SD}, "
         f"clip {CLIP_W}; median of {first['epochs']} epochs each, interleaved; "
-        f"Keras {first['keras']}, PyTorch {first['torch']}; {first['threads']} CPU thread(s) each, {os.cpu_count()} cores"
+        f"Keras {first['keras']}, PyTorch {first['torch']}; "
+        + (f"{args.threads} CPU thread(s) each" if args.threads > 0 else "each framework's default threads")
+        + f", {os.cpu_count()} cores"
     )
     print(f"{'backend':>11} {'mat-keras s/epoch':>18} {'PyTorch s/epoch':>16} {'ratio':>6} {'acc mat-keras':>14} {'acc PyTorch':>12}")
     for r in results:
@@ -190,9 +192,13 @@ def main():
             f"{r['backend']:>11} {r['mat_keras_s']:>18.3f} {r['pytorch_s']:>16.3f} {r['ratio']:>6.2f} "
             f"{100 * r['mat_keras_accuracy']:>13.1f}% {100 * r['pytorch_accuracy']:>11.1f}%"
         )
-    best = min(results, key=lambda r: r["ratio"])
-    print(f"fastest on this CPU: {best['backend']} (ratio {best['ratio']:.2f}; target <= 1.0 on at least one backend)")
-    return 0
+    fastest = min(results, key=lambda r: r["mat_keras_s"])
+    met = [r["backend"] for r in results if r["ratio"] <= 1.0]
+    print(
+        f"fastest mat-keras backend on this CPU: {fastest['backend']} (ratio {fastest['ratio']:.2f}); "
+        f"target ratio <= 1.0 on at least one backend: {'met on ' + ', '.join(met) if met else 'NOT met'}"
+    )
+    return 0 if len(results) == len(args.backends.split(",")) else 1
 
 
 if __name__ == "__main__":

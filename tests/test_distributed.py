@@ -21,10 +21,8 @@ they show:
 
 import os
 import pathlib
-import sys
 
 import numpy as np
-import pytest
 
 from mat_testing import print_result, require_backends, run_on_backend
 
