@@ -12,7 +12,7 @@ runs:
 - `write_mitbih_records(folder, ...)`: writes synthetic two-lead ECG records
   with `wfdb` (`.dat`, `.hea`, `.atr`), which
   `load_dataset("mitbih", data_dir=folder)` reads like PhysioNet's files:
-  mostly normal beats ('N') and some wide, inverted ventricular ones ('V').
+  mostly narrow normal beats ('N') and some wider ventricular ones ('V').
 
 Neither is the real data: figures made from them show that the code runs and
 how MAT behaves on an easy task, not the seed's numbers.
@@ -57,13 +57,14 @@ def synthetic_images(num_examples, num_classes, seed, prototype_seed=0, noise=30
 def mock_cifar(train_examples=512, test_examples=256, classes=None, seed=0, noise=30.0):
     """Mocks tensorflow-datasets so that CIFAR loads offline, as synthetic images.
 
-    Inside the `with` block, `zoo.load_dataset("cifar10")` and
-    `zoo.load_dataset("cifar100")` (any `data_dir`) read `train_examples`
-    training and `test_examples` test images from `synthetic_images`. The
-    dataset keeps its real class count (10 or 100 outputs); `classes` limits
-    the labels that occur to the first `classes` of them (a few hundred
-    images cannot teach 100 classes in a minute), None uses all. Train and
-    test draw different images of the same class patterns.
+    Inside the `with` block (tensorflow-datasets is patched only there),
+    `zoo.load_dataset("cifar10")` and `zoo.load_dataset("cifar100")` (any
+    `data_dir`) read `train_examples` training and `test_examples` test
+    images from `synthetic_images`. The dataset keeps its real class count
+    (10 or 100 outputs); `classes` limits the labels that occur to the first
+    `classes` of them (a few hundred images cannot teach 100 classes in a
+    minute), None uses all. Train and test draw different images of the
+    same class patterns.
 
     Example:
 
@@ -100,12 +101,13 @@ def _beat_shape(t, centre, width, height):
 def write_record(folder, name, seconds=120.0, abnormal=0.25, seed=0):
     """Writes one synthetic two-lead ECG record (360 Hz) and its 'atr' beats.
 
-    Beats come every 0.7-1.0 s (jittered). A normal beat 'N' is a narrow,
-    upright QRS bump with a small T wave; an abnormal (ventricular) beat 'V',
-    a share `abnormal` of them, is wider, and inverted in half the cases. Amplitudes and
-    widths vary from beat to beat; baseline wander and noise are added. A
-    few non-beat annotations ('+', '~') are written too, which the loader
-    must skip.
+    Beats come every 0.7-1.0 s (jittered; longer after a ventricular beat).
+    A normal beat 'N' is a narrow QRS bump, upright on the first lead and
+    inverted on the second, with a small T wave; an abnormal (ventricular)
+    beat 'V', a share `abnormal` of them, is wider, inverted on the first lead
+    in half the cases, and upright on the second. Amplitudes and widths vary
+    from beat to beat; baseline wander and noise are added. A few non-beat
+    annotations ('+', '~') are written too, which the loader must skip.
 
     Returns:
         `(beat_samples, beat_symbols)` as written.
