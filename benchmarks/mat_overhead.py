@@ -6,7 +6,14 @@ the median epoch time of each and their ratio (wrapped / plain), per batch
 size and compile mode. Targets (issue 2, TensorFlow backend): at most 1.35 at
 batch 32 and 1.05 at batch 256, with Keras's default `jit_compile`.
 
-Run: python benchmarks/mat_overhead.py [--rounds 5] [--steps 200]
+On TensorFlow the script also times, in the same process, a compiled
+function doing only the wrapper's per-step noise work (`noisy_values()` of
+every wrapped layer: one normal draw per weight, scaled and added): the
+"draw floor". `plain + floor` over `plain` bounds the ratio any wrapper that
+draws the seed's fresh Gaussian per weight per step can reach with these
+kernels on this machine.
+
+Run: python benchmarks/mat_overhead.py [--rounds 5] [--steps 200] [--xla]
 """
 
 import argparse
@@ -46,6 +53,35 @@ def make(kind, jit_compile):
     return model
 
 
+def draw_floor(model, repeats=100, rounds=5):
+    """Milliseconds of every wrapped layer's `noisy_values()` per step (TensorFlow only).
+
+    The draws run `repeats` times in a loop inside one compiled call, so the
+    call's own dispatch cost does not count.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return float("nan")
+    import tensorflow as tf
+
+    layers = mat.noisy_layers(model)
+
+    @tf.function
+    def draws():
+        total = tf.constant(0.0)
+        for _ in tf.range(repeats):
+            # Summing one entry of each value keeps every draw alive.
+            total += tf.add_n([value[(0,) * len(value.shape)] for layer in layers for value in layer.noisy_values()])
+        return total
+
+    draws()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        draws().numpy()
+        times.append((time.perf_counter() - start) / repeats)
+    return 1e3 * float(np.median(times))
+
+
 def measure(batch_size, jit_compile, rounds, steps):
     rng = np.random.default_rng(0)
     x = rng.random((batch_size * steps, 28, 28), dtype=np.float32)
@@ -60,7 +96,7 @@ def measure(batch_size, jit_compile, rounds, steps):
             model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0, callbacks=[timer])
             times[kind].extend(timer.times)
     per_step = {kind: 1e3 * float(np.median(t)) / steps for kind, t in times.items()}
-    return per_step["plain"], per_step["mat"]
+    return per_step["plain"], per_step["mat"], draw_floor(models["mat"])
 
 
 def main():
@@ -72,11 +108,17 @@ def main():
     args = parser.parse_args()
     modes = [("default", "auto")] + ([("xla", True)] if args.xla else [])
     print(f"backend={keras.backend.backend()}  steps/epoch={args.steps}  rounds={args.rounds}")
-    print(f"{'batch':>6} {'jit':>8} {'plain ms/step':>14} {'MAT ms/step':>12} {'MAT/plain':>10}")
+    print(
+        f"{'batch':>6} {'jit':>8} {'plain ms/step':>14} {'MAT ms/step':>12} {'MAT/plain':>10} "
+        f"{'draw floor ms':>14} {'(plain+floor)/plain':>20}"
+    )
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
         for label, jit_compile in modes:
-            plain, wrapped = measure(batch_size, jit_compile, args.rounds, args.steps)
-            print(f"{batch_size:>6} {label:>8} {plain:>14.3f} {wrapped:>12.3f} {wrapped / plain:>10.2f}")
+            plain, wrapped, floor = measure(batch_size, jit_compile, args.rounds, args.steps)
+            print(
+                f"{batch_size:>6} {label:>8} {plain:>14.3f} {wrapped:>12.3f} {wrapped / plain:>10.2f} "
+                f"{floor:>14.3f} {(plain + floor) / plain:>20.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -9,13 +9,41 @@ programmed from the tables would hold, so the exported map can be evaluated
 programmed. BatchNorms folded at export are folded in the copy too (see
 `export.folding`): outputs stay right, the BatchNorm becomes an Identity.
 
-Programming noise acts on each device's normalised conductance
+**Weight noise** (a number, `"gaussian"`, any `NoiseModel` that is not a
+device model) acts on each device's normalised conductance
 `u = (g - g_min) / (g_max - g_min)` in [0, 1]: `u + noise.perturbation(u)`,
 clipped to [0, 1], one draw per device (both devices of a differential pair,
 the unused one at level 0 included; the offset scheme's reference column is
-exact). The noise is resolved with `mat_keras.noise.get`, except that a plain
-number is a Gaussian sd in those normalised units
+exact). A plain number is a Gaussian sd in those normalised units
 (`Gaussian(sd, relative_to="absolute")`).
+
+**Device models** (`mat_keras.device_models.DeviceModel`: `"pcm"`, `"rram"`,
+`"measured"`, a measurements CSV, a JSON config, ...) program the devices
+instead, as a chip would be programmed from the tables:
+
+1. The targets are the tables' level conductances, in units of the table
+   device's `g_max` (both devices of a differential pair; the single device
+   of the offset scheme).
+2. The device model programs them (`DeviceModel.program_conductances`:
+   programming error, stuck devices, drift exponents) and reads them `time`
+   seconds later (`DeviceModel.conductances`: drift, read noise).
+3. The weights are read back by the table device's rule
+   (`mapping.weights_from_conductances`, the offset scheme's reference
+   column exact and drift-free), so a device model without noise parts
+   gives the dequantised tables exactly.
+4. Global drift compensation, when on (by default the device model's own
+   setting): as the chip measures it, each matrix is read with an all-ones
+   input at time 0 and at `time`, and the ratio of the summed absolute
+   outputs (`device_models.calibration_signal`) rescales its weights.
+
+The tables' device and the device model must agree on the levels, with this
+rule: the tables say what is programmed (levels and range), the device model
+what happens to a conductance. A device model without levels of its own
+(`"pcm"`, `"rram"`: analog targets) takes the table device's lowest level as
+its `g_min` (where its stuck-at-`g_min` devices sit); one with levels (a
+level count, explicit levels, a measured device) must have the tables'
+level conductances in units of `g_max` (within 1e-6), else an
+`InvalidArgumentError` names both.
 """
 
 import numbers
@@ -23,10 +51,15 @@ import numbers
 import keras
 import numpy as np
 
+from mat_keras import deployment, device_models
 from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.export import folding, graph, layouts, mapping, weights
 from mat_keras.export.tables import Tables, load_tables
+
+#: Largest difference (units of `g_max`) between the level conductances of a
+#: device model and of the tables that still counts as the same levels.
+LEVEL_TOLERANCE = 1e-6
 
 
 def resolve_programming_noise(programming_noise):
@@ -34,7 +67,9 @@ def resolve_programming_noise(programming_noise):
 
     Args:
         programming_noise: None; a number (Gaussian sd in normalised
-            conductance units); anything `mat_keras.noise.get` resolves.
+            conductance units); anything `mat_keras.deployment.resolve_device`
+            resolves (a noise model or device model, an alias such as
+            `"pcm"`, a measurements CSV, a JSON config).
 
     Example:
 
@@ -45,16 +80,97 @@ def resolve_programming_noise(programming_noise):
         return None
     if isinstance(programming_noise, numbers.Real) and not isinstance(programming_noise, bool):
         return noise_lib.Gaussian(programming_noise, relative_to="absolute")
-    return noise_lib.get(programming_noise)
+    return deployment.resolve_device(programming_noise)
+
+
+def resolve_programming(programming_noise, device, time=0.0, compensation=None):
+    """Returns how tables of `device` are programmed: `(noise, time, compensation)`.
+
+    Args:
+        programming_noise: see `apply_tables`.
+        device: the tables' `export.Device`.
+        time: seconds after programming at which the weights are read, a
+            number or a string with a unit (`"1y"`, see
+            `mat_keras.deployment.parse_time`).
+        compensation: global drift compensation: True, False, or None for
+            the device model's own setting.
+
+    Returns:
+        The noise model (a device model on the table device's terms, see
+        `on_table_terms`) or None; the time in seconds; whether drift
+        compensation applies (None without a device model), so that the
+        triple passes back through unchanged.
+
+    Raises:
+        InvalidArgumentError: an unknown noise model, a bad time, a time or
+            compensation without a device model, or levels that disagree.
+
+    Example:
+
+    >>> noise, time, compensation = resolve_programming("pcm", Device(1e-6, 40e-6, 16), "1y")
+    >>> round(noise.g_min, 6), time, compensation
+    (0.025, 31536000.0, True)
+    """
+    noise = resolve_programming_noise(programming_noise)
+    time = deployment.parse_time(time) if isinstance(time, str) else device_models.check_time(time)
+    if not isinstance(noise, device_models.DeviceModel):
+        if time or compensation is not None:
+            raise InvalidArgumentError(
+                "A time after programming and drift compensation need a device model such as "
+                f"'pcm' as the programming noise, got {noise!r}."
+            )
+        return noise, time, None
+    compensation = noise.compensation if compensation is None else bool(compensation)
+    return on_table_terms(noise, device), time, compensation
+
+
+def on_table_terms(model, device):
+    """Returns the device model that programs tables of `device` (see the module docstring).
+
+    Args:
+        model: a `DeviceModel`.
+        device: the tables' `export.Device`.
+
+    Returns:
+        `model` itself, or a copy of it with the table device's lowest level
+        (in units of `g_max`) as `g_min` when it has no levels of its own.
+
+    Raises:
+        InvalidArgumentError: the model's levels are not the tables' levels.
+
+    Example:
+
+    >>> round(on_table_terms(mat_keras.noise.get("pcm"), Device(1e-6, 40e-6, 16)).g_min, 6)
+    0.025
+    """
+    levels = device.levels.values / device.g_max
+    if model.levels is None:
+        if model.g_min == levels[0]:
+            return model
+        config = model.get_config()
+        config["g_min"] = float(levels[0])
+        return type(model).from_config(config)
+    own = model.g_min + model.levels.values * (1.0 - model.g_min)
+    if own.shape != levels.shape or not np.allclose(own, levels, rtol=0.0, atol=LEVEL_TOLERANCE):
+        raise InvalidArgumentError(
+            f"The device model's levels ({_format_levels(own)} of g_max) are not the tables' "
+            f"({_format_levels(levels)} of g_max); export the tables to the device's levels."
+        )
+    return model
+
+
+def _format_levels(values):
+    return ", ".join(f"{v:.4g}" for v in values)
 
 
 def program(levels, device, noise, seed):
-    """Returns the conductances (siemens, float64) programmed for `levels`.
+    """Returns the conductances (siemens, float64) programmed for `levels` with weight noise.
 
     Args:
         levels: array of level indices.
         device: the `export.Device`.
-        noise: a `NoiseModel` or None (exact levels).
+        noise: a `NoiseModel` that is not a device model, or None (exact
+            levels).
         seed: a `keras.random.SeedGenerator` (or int) for the draw.
 
     Example:
@@ -71,33 +187,80 @@ def program(levels, device, noise, seed):
     return device.g_min + unit.astype(np.float64) * span
 
 
-def programmed_weights(table, noise=None, seed=None):
+def programmed_weights(table, noise=None, seed=None, time=0.0, compensation=False):
     """Returns the matrix of weights a chip holds for a `MatrixTable`.
 
     Without noise these are the dequantised levels; with noise, each device
     is programmed with an error (see the module docstring) and the weights
     are read back from the conductances.
+
+    Args:
+        table: a `MatrixTable`.
+        noise: None, a weight noise model, or a device model on the table
+            device's terms (`resolve_programming`).
+        seed: a `keras.random.SeedGenerator` (or int) for the draws.
+        time: seconds after programming (device models only).
+        compensation: apply global drift compensation (device models only).
+
+    Returns:
+        A float32 matrix shaped like the table.
+
+    Example:
+
+    >>> noise, time, compensation = resolve_programming("pcm", table.device, "1d")
+    >>> w = programmed_weights(table, noise, seed=0, time=time, compensation=compensation)
     """
     if noise is None:
         return table.weights()
+    if isinstance(noise, device_models.DeviceModel):
+        return _device_weights(table, noise, seed, time, compensation)
+    g_plus, g_minus = (
+        None if levels is None else program(levels, table.device, noise, seed)
+        for levels in (table.level_plus, table.level_minus)
+    )
+    return mapping.weights_from_conductances(g_plus, g_minus, table.scale, table.device)
+
+
+def _device_weights(table, model, seed, time, compensation):
+    """The weights of `table` programmed once on `model`, read at `time` (module docstring)."""
     device = table.device
-    g_plus = program(table.level_plus, device, noise, seed)
-    g_minus = program(table.level_minus, device, noise, seed) if table.level_minus is not None else None
-    return mapping.weights_from_conductances(g_plus, g_minus, table.scale, device)
+    indices = [levels for levels in (table.level_plus, table.level_minus) if levels is not None]
+    target = np.stack([device.levels.values[levels] for levels in indices]) / device.g_max
+    state = model.program_conductances(target.astype(np.float32), seed=seed, calibrate=False)
+
+    def read(at):
+        g = keras.ops.convert_to_numpy(model.conductances(state, at, seed)) * device.g_max
+        g_minus = g[1] if len(g) > 1 else None
+        return mapping.weights_from_conductances(g[0], g_minus, table.scale, device)
+
+    weights = read(time)
+    if compensation:
+        reference = float(keras.ops.convert_to_numpy(device_models.calibration_signal(read(0.0))))
+        current = float(keras.ops.convert_to_numpy(device_models.calibration_signal(read(time))))
+        weights = weights * np.float32(reference / current if current > 0 else 1.0)
+    return weights
 
 
-def apply_tables(model, tables, programming_noise=None, seed=None):
+def apply_tables(model, tables, programming_noise=None, seed=None, time=0.0, compensation=None):
     """Returns a copy of `model` holding the weights the chip would hold.
 
     Args:
         model: the model the tables were exported from (same architecture;
             `NoisyWeights` layers are stripped). It is not modified.
         tables: a tables folder, or `Tables` from `load_tables`.
-        programming_noise: None, a number (Gaussian sd on normalised
-            conductances) or a noise model / identifier for
-            `mat_keras.noise.get`.
-        seed: integer seed of the programming noise; the same seed gives the
+        programming_noise: None; a number (Gaussian sd on normalised
+            conductances); a noise model or identifier; or a device model
+            (`"pcm"`, `"rram"`, `"measured"`, a `DeviceModel`, a
+            measurements CSV, a JSON config), which programs the table's
+            conductances (see the module docstring).
+        seed: integer seed of the programming noise (and of a device
+            model's drift exponents and read noise); the same seed gives the
             same weights. None draws fresh noise.
+        time: with a device model, the seconds after programming at which
+            the weights are read (drift, read noise), or a string such as
+            `"1y"`; default 0, right after programming.
+        compensation: with a device model, apply global drift compensation;
+            None uses the device model's own setting.
 
     Returns:
         A new plain Keras model: quantised (and noisy) weights, digital
@@ -105,17 +268,20 @@ def apply_tables(model, tables, programming_noise=None, seed=None):
 
     Raises:
         TableIntegrityError: the folder fails verification.
-        InvalidArgumentError: the tables do not fit the model.
+        InvalidArgumentError: the tables do not fit the model, or the
+            programming noise, time or compensation are invalid (see
+            `resolve_programming`).
 
     Example:
 
     >>> chip = export.apply_tables(model, "chip/", programming_noise=0.02, seed=0)
     >>> chip.evaluate(x_test, y_test)
+    >>> year = export.apply_tables(model, "chip/", programming_noise="pcm", seed=0, time="1y")
     """
     if not isinstance(tables, Tables):
         tables = load_tables(tables)
+    noise, time, compensation = resolve_programming(programming_noise, tables.device, time, compensation)
     model = weights.plain_model(model)
-    noise = resolve_programming_noise(programming_noise)
     generator = keras.random.SeedGenerator(seed) if noise is not None else None
     values = {}
     for layer_table in tables.layers:
@@ -129,15 +295,15 @@ def apply_tables(model, tables, programming_noise=None, seed=None):
                 f"Layer '{layer_table.name}' is a {type(layer).__name__}, the tables map a "
                 f"{layer_table.class_name}."
             )
-        values[layer_table.path] = _layer_values(layer_table, noise, generator)
+        values[layer_table.path] = _layer_values(layer_table, noise, generator, time, compensation)
     folded = [lt.folded_batchnorm for lt in tables.layers if lt.folded_batchnorm]
     return folding.rebuild(model, folded, values)
 
 
-def _layer_values(layer_table, noise, generator):
+def _layer_values(layer_table, noise, generator, time, compensation):
     attrs, row_biases = {}, {}
     for table in layer_table.matrices.values():
-        kernel, bias_row = table.split(programmed_weights(table, noise, generator))
+        kernel, bias_row = table.split(programmed_weights(table, noise, generator, time, compensation))
         attrs[table.variable] = kernel
         if bias_row is not None:
             row_biases[table.bias_part] = bias_row

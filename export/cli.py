@@ -9,6 +9,9 @@ prints the per-matrix summary (shape, tiles, scale, reconstruction error,
 share of devices per level) and, with `--task`, the test accuracy of the
 model and of the model re-imported from the tables.
 
+With `--task --programming-noise pcm --time 1y`, the re-imported model is
+programmed on a device model and read a year later (see `export.apply`).
+
 `mat_keras.cli` creates the parser and calls `add_arguments` and `run`;
 bad input raises `MatKerasError` subclasses, which it reports in one sentence
 with exit status 2.
@@ -62,8 +65,19 @@ def add_arguments(parser):
     check.add_argument("--task", default=None, help="dataset to evaluate the model and its re-import on, e.g. mnist-5k")
     check.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     check.add_argument(
-        "--programming-noise", type=float, default=None,
-        help="Gaussian programming noise sd on normalised conductance for the re-import (default none)",
+        "--programming-noise", type=parse_programming_noise, default=None,
+        help="programming noise of the re-import: a Gaussian sd on normalised conductance, or a device "
+        "model (pcm, rram, measured, a measurements .csv, a JSON config) that programs the tables "
+        "(default none)",
+    )
+    check.add_argument(
+        "--time", default=None,
+        help="with a device model: read the re-import this long after programming, in seconds or with "
+        "a unit s/min/h/d/mo/y, e.g. 1y (default 0)",
+    )
+    check.add_argument(
+        "--no-compensation", action="store_true",
+        help="with a device model: no global drift compensation (default: the device model's setting)",
     )
     check.add_argument("--seed", type=int, default=0, help="seed of the programming noise (default 0)")
 
@@ -90,6 +104,20 @@ def parse_levels(text):
         ) from None
 
 
+def parse_programming_noise(text):
+    """Returns `--programming-noise` as a number (a Gaussian sd) or the device's name.
+
+    Example:
+
+    >>> parse_programming_noise("0.02"), parse_programming_noise("pcm")
+    (0.02, 'pcm')
+    """
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def run(args):
     """Runs `mat-keras export` with parsed `args`; returns the exit status.
 
@@ -103,8 +131,7 @@ def run(args):
 
     # Options are checked before the model loads: a typo fails fast.
     device = Device(args.g_min, args.g_max, parse_levels(args.levels), args.scheme)
-    if args.programming_noise is not None and not args.task:
-        raise InvalidArgumentError("--programming-noise only applies with --task.")
+    programming = _programming(args, device)
     # A wrapped (NoisyWeights) model is judged by its clean weights.
     model = plain_model(_load_model(args.model))
     summary = conductance_tables(
@@ -124,20 +151,56 @@ def run(args):
     print(summary.table())
     if args.task:
         data = _load_data(args.task, args.data_dir)
-        chip = apply_tables(model, args.out_dir, programming_noise=args.programming_noise, seed=args.seed)
+        noise, time, compensation = programming
+        chip = apply_tables(
+            model, args.out_dir, programming_noise=noise, seed=args.seed, time=time, compensation=compensation
+        )
         original = accuracy(model, data)
         reimported = accuracy(chip, data)
-        noise = (
-            f", programming noise sd {args.programming_noise:g}"
-            if args.programming_noise is not None
-            else ""
-        )
         print(
             f"Test accuracy on {args.task} ({len(data.y_test):,} examples): "
             f"original {100 * original:.2f} %, re-imported from the tables {100 * reimported:.2f} % "
-            f"({100 * (reimported - original):+.2f} points{noise})"
+            f"({100 * (reimported - original):+.2f} points{_describe(args, programming)})"
         )
     return 0
+
+
+def _programming(args, device):
+    """Checks the re-import options before anything loads; returns `resolve_programming`'s triple."""
+    from mat_keras.export.apply import resolve_programming
+
+    given = {
+        "--programming-noise": args.programming_noise is not None,
+        "--time": args.time is not None,
+        "--no-compensation": args.no_compensation,
+    }
+    for option, present in given.items():
+        if present and not args.task:
+            raise InvalidArgumentError(f"{option} only applies with --task.")
+    return resolve_programming(
+        args.programming_noise,
+        device,
+        args.time if args.time is not None else 0.0,
+        False if args.no_compensation else None,
+    )
+
+
+def _describe(args, programming):
+    """The re-import's programming noise, for the accuracy line ("" without noise)."""
+    from mat_keras.deployment import format_time
+    from mat_keras.device_models import DeviceModel
+
+    noise, time, compensation = programming
+    if noise is None:
+        return ""
+    if not isinstance(noise, DeviceModel):
+        sd = "sd " if isinstance(args.programming_noise, float) else ""
+        return f", programming noise {sd}{args.programming_noise}"
+    with_or_without = "with" if compensation else "without"
+    return (
+        f", device {args.programming_noise} read {format_time(time)} after programming, "
+        f"{with_or_without} drift compensation"
+    )
 
 
 def _load_model(path):

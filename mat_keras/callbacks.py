@@ -66,7 +66,8 @@ class NoiseFineTuning(keras.callbacks.Callback):
     """The seed's "noise in backward phase": perturbs the weights themselves during training.
 
     In the last `epochs` epochs of `fit`, after every `every`-th optimizer
-    step, each trainable weight (BatchNormalization's gamma and beta only
+    step (counted across those epochs, so an epoch shorter than `every`
+    steps does not silently skip the perturbations), each trainable weight (BatchNormalization's gamma and beta only
     with `batchnorm=True`) is replaced by `w + delta`, `delta` a fresh draw
     of `noise`; training then continues from the perturbed weights. Unlike
     memristor-aware training (`NoisyWeights`), the forward pass itself is
@@ -103,18 +104,23 @@ class NoiseFineTuning(keras.callbacks.Callback):
         self.batchnorm = bool(batchnorm)
         self.perturbations = 0
         self._active = False
+        self._steps = 0
         self._generator = None
 
     def on_train_begin(self, logs=None):
         self._generator = keras.random.SeedGenerator(self.seed)
         self.perturbations = 0
+        self._steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         total = self.params.get("epochs") or epoch + 1
         self._active = self.epochs is None or epoch >= total - self.epochs
 
     def on_train_batch_end(self, batch, logs=None):
-        if not self._active or (batch + 1) % self.every:
+        if not self._active:
+            return
+        self._steps += 1
+        if self._steps % self.every:
             return
         from mat_keras.sweep import perturbed_variables
 

@@ -56,6 +56,10 @@ def _add_train_parser(subparsers):
                         help="the task's model: mlp (mnist); mobilenetv2 or cnn (cifar); srnn or rnn (ecg)")
     parser.add_argument("--noise-sd", "-noise_sd", type=float, default=None,
                         help="training noise sd, fraction of 2*max|w| (default: the task's)")
+    parser.add_argument("--noise", default=None,
+                        help="train against this noise or device model instead of a Gaussian sd: pcm, "
+                        "rram, gaussian, multiplicative, measured, a measurements .csv or a JSON "
+                        "config (as evaluate --device); not with --noise-sd")
     parser.add_argument("--epochs", "-epochs", type=int, default=None,
                         help="total epochs, clean plus MAT (default: the task's)")
     parser.add_argument("--clean-epochs", type=int, default=None,
@@ -231,10 +235,14 @@ def _sweep_and_report(models, args, task, data):
 
 def _run_train(args):
     import mat_keras as mat
+    from mat_keras.deployment import resolve_device
     from mat_keras.zoo.training import train_two_phase
 
+    if args.noise is not None and args.noise_sd is not None:
+        raise InvalidArgumentError("Give --noise or --noise-sd, not both.")
     if args.noise_sd is not None:
         mat.noise.check_sd(args.noise_sd, "--noise-sd")
+    noise = resolve_device(args.noise) if args.noise is not None else None
     if args.clip_w not in (None, 0):  # 0 turns clipping off.
         mat.clipping.check_clip_w(args.clip_w)
     for name in ("epochs", "batch_size"):
@@ -251,6 +259,7 @@ def _run_train(args):
         epochs=args.epochs,
         clean_epochs=args.clean_epochs,
         noise_sd=args.noise_sd,
+        noise=noise,
         clip_w=args.clip_w,
         batch_size=args.batch_size,
         learning_rate=args.lr,

@@ -92,8 +92,8 @@ class Quantized(noise_lib.NoiseModel):
         weights = ops.convert_to_tensor(weights)
         if self.levels is None:
             flat = ops.reshape(weights, (-1,))
-            low = ops.quantile(flat, self.quantiles[0])
-            high = ops.quantile(flat, self.quantiles[1])
+            low = levels_lib.quantile_op(flat, self.quantiles[0])
+            high = levels_lib.quantile_op(flat, self.quantiles[1])
             # A constant tensor has equal quantiles: keep its value.
             same = high <= low
             high = ops.where(same, low + 1.0, high)

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from mat_keras import noise as noise_lib
-from mat_keras.backend_utils import compile_function, stateless_draw
+from mat_keras.backend_utils import array_batches, compile_function, stateless_draw
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.io_utils import atomic_path, atomic_write
 from mat_keras.wrapping import iter_layers
@@ -406,7 +406,7 @@ def robustness_sweep(
     )
     evaluate_kwargs = {"verbose": 0, "return_dict": True}
     if y is not None:
-        evaluate_kwargs["batch_size"] = batch_size
+        x, y = array_batches(x, y, batch_size), None
     key = None
     state = generator.state.value
     try:

@@ -37,6 +37,21 @@ def test_seed_spellings_are_accepted(tmp_path, capsys):
     assert (tmp_path / "m.keras").exists()
 
 
+def test_train_against_a_device_model(tmp_path, capsys):
+    import keras
+
+    import mat_keras
+
+    argv = ["train", "--task", "mnist-5k", "--noise", "pcm", "--epochs", "1", "--clean-epochs", "0", "--draws", "1",
+            "--sds", "0,0.1", "--out-dir", str(tmp_path), "--save", str(tmp_path / "pcm.keras")]
+    assert cli.main(argv) == 0
+    noisy = [layer for layer in keras.saving.load_model(tmp_path / "pcm.keras").layers
+             if isinstance(layer, mat_keras.NoisyWeights)]
+    assert noisy and all(isinstance(layer.noise, mat_keras.noise.PCM) for layer in noisy)
+    results = json.loads((tmp_path / "sweep.json").read_text())  # the sweep stays Gaussian
+    assert [r["name"] for r in results] == ["vanilla", "MAT"] and results[1]["sds"] == [0.0, 0.1]
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -47,6 +62,8 @@ def test_seed_spellings_are_accepted(tmp_path, capsys):
         (["train", "--task", "imagenet"], "Unknown task 'imagenet'; known tasks:"),
         (["train", "--task", "mnist-5k", "--epochs", "0"], "--epochs must be >= 1"),
         (["train", "--task", "mnist-5k", "--epochs", "2", "--clean-epochs", "3"], "cannot exceed epochs"),
+        (["train", "--task", "mnist-5k", "--noise", "telegraph"], "Unknown noise model 'telegraph'; known aliases:"),
+        (["train", "--task", "mnist-5k", "--noise", "pcm", "--noise-sd", "0.1"], "Give --noise or --noise-sd, not both."),
     ],
 )
 def test_bad_train_arguments(argv, message, capsys):

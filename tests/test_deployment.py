@@ -221,6 +221,15 @@ def test_noise_fine_tuning_perturbs_the_weights_in_the_last_epochs():
     assert not np.array_equal(other[2][0], snapshots[2][0])
 
 
+def test_noise_fine_tuning_counts_steps_across_epochs_shorter_than_every():
+    # 20 steps an epoch, every 30th step over the last 3 epochs: after steps 30 and 60.
+    initial, snapshots, tuning = _noise_fine_tuning_run(seed=3, epochs=3, last=3, every=30)
+    assert tuning.perturbations == 2
+    for a, b in zip(snapshots[0], initial):  # epoch 0 ends at step 20
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(snapshots[1][0], initial[0])
+
+
 def test_noise_fine_tuning_bad_arguments():
     with pytest.raises(InvalidArgumentError, match="every"):
         mat.NoiseFineTuning(0.1, every=0)

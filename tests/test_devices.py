@@ -294,6 +294,15 @@ def test_shipped_example_is_labelled_synthetic_and_regenerable(tmp_path):
 # -- quantisation -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("q", [0.0, 0.001, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0])
+@pytest.mark.parametrize("size", [1, 7, 1000, 12345])
+def test_quantile_op_equals_numpy_on_every_path(q, size):
+    # Tail quantiles of long tensors take ops.top_k, the others sort.
+    w = np.random.default_rng(size).normal(size=size).astype("float32")
+    got = keras.ops.convert_to_numpy(mat.levels.quantile_op(keras.ops.convert_to_tensor(w), q))
+    np.testing.assert_allclose(got, np.quantile(w.astype("float64"), q), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("num_levels", [2, 5, 16])
 def test_quantized_snaps_to_the_nearest_uniform_level_between_quantiles(num_levels):
     w = np.random.default_rng(0).normal(0, 0.4, 20_000).astype("float32")

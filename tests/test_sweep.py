@@ -104,6 +104,25 @@ def test_works_on_wrapped_models_and_datasets(trained):
     np.testing.assert_allclose(a.accuracy, b.accuracy)
 
 
+def test_array_batches_cover_the_arrays_once_in_order():
+    from mat_keras.backend_utils import array_batches
+
+    x = np.arange(20, dtype="float32").reshape(10, 2)
+    y = np.arange(10)
+    batches = list(array_batches(x, y, 4))
+    assert [len(by) for _, by in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([keras.ops.convert_to_numpy(bx) for bx, _ in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([keras.ops.convert_to_numpy(by) for _, by in batches]), y)
+
+
+def test_array_input_matches_evaluate_with_an_uneven_last_batch(trained):
+    model, x, y = trained
+    result = mat.robustness_sweep(model, x, y, sds=[0.0], draws=1, batch_size=7, verbose=0)
+    logs = model.evaluate(x, y, batch_size=7, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result.accuracy[0, 0], logs["accuracy"])
+    np.testing.assert_allclose(result.loss[0, 0], logs["loss"], rtol=1e-5)
+
+
 def test_bad_inputs(trained):
     model, x, y = trained
     with pytest.raises(mat.errors.InvalidArgumentError, match="draws"):

@@ -60,6 +60,7 @@ def train_two_phase(
     epochs=None,
     clean_epochs=None,
     noise_sd=None,
+    noise=None,
     clip_w=None,
     batch_size=None,
     learning_rate=None,
@@ -72,8 +73,9 @@ def train_two_phase(
 
     The clean phase runs `clean_epochs` epochs with the noise gate closed; a
     plain copy of the model is taken ("vanilla"); the MAT phase continues the
-    same run (same optimizer state) up to `epochs` with the noise on. Weights
-    are clipped after every step when `clip_w` is set.
+    same run (same optimizer state) up to `epochs` with the noise on: the
+    seed's Gaussian noise of `noise_sd`, or the noise or device model
+    `noise`. Weights are clipped after every step when `clip_w` is set.
 
     Args:
         task: a `zoo.tasks.Task`.
@@ -83,6 +85,9 @@ def train_two_phase(
         epochs, clean_epochs, noise_sd, clip_w, batch_size, learning_rate:
             overrides of the recipe (None keeps the task's value; `clip_w=0`
             disables clipping).
+        noise: instead of `noise_sd`, the noise model of the MAT phase,
+            anything `mat_keras.noise.get` resolves (`"pcm"`, `"rram"`, a
+            `DeviceModel`, ...); None trains with `Gaussian(noise_sd)`.
         seed: seeds Keras, the data order and the noise streams.
         init: a pre-trained clean model (plain or wrapped): the clean phase
             is skipped and it is the vanilla model.
@@ -91,6 +96,16 @@ def train_two_phase(
 
     Returns:
         A `TwoPhaseRun`.
+
+    Raises:
+        InvalidArgumentError: both `noise` and `noise_sd`, an unknown noise
+            model, or more clean epochs than epochs.
+
+    Example:
+
+    >>> data = zoo.load_dataset("mnist-5k")
+    >>> run = train_two_phase(zoo.tasks.get_task("mnist-5k"), data, noise="pcm")
+    >>> mat_keras.deployment_sweep(run.robust, data.test_dataset(256), device="pcm")
     """
     epochs = task.epochs if epochs is None else epochs
     clean_epochs = task.clean_epochs if clean_epochs is None else clean_epochs
@@ -100,7 +115,10 @@ def train_two_phase(
         raise InvalidArgumentError(
             f"clean_epochs ({clean_epochs}) cannot exceed epochs ({epochs})."
         )
-    noise_sd = task.noise_sd if noise_sd is None else noise_sd
+    if noise is not None and noise_sd is not None:
+        raise InvalidArgumentError("Give noise or noise_sd, not both.")
+    if noise is None:
+        noise = mat.noise.Gaussian(task.noise_sd if noise_sd is None else noise_sd)
     clip_w = task.clip_w if clip_w is None else clip_w
     batch_size = batch_size or task.batch_size
     keras.utils.set_random_seed(seed)
@@ -109,7 +127,7 @@ def train_two_phase(
         model_name, num_classes=data.num_classes, input_shape=data.input_shape
     )
     check_model_fits(model, data)
-    robust = mat.wrap(model, noise=mat.noise.Gaussian(noise_sd), seed=seed)
+    robust = mat.wrap(model, noise=noise, seed=seed)
     optimizer = task.make_optimizer(learning_rate)
     compile_classifier(robust, optimizer)
     schedule = [mat.TwoPhaseSchedule(clean_epochs)]

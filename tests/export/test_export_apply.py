@@ -1,4 +1,4 @@
-"""apply_tables: the chip's weights in a model copy, with seeded programming noise."""
+"""apply_tables: the chip's weights in a model copy, with seeded programming noise or a device model."""
 
 import json
 import math
@@ -11,7 +11,7 @@ import export_cases
 import mat_keras
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.export import Device, apply_tables, conductance_tables, load_tables
-from mat_keras.noise import Gaussian
+from mat_keras.noise import PCM, DeviceModel, Gaussian, MeasuredDevice
 
 L = keras.layers
 SD = 0.02
@@ -114,3 +114,72 @@ def test_wrapped_model_exports_its_clean_weights(tmp_path, mlp):
     assert plain == wrapped
     chip = apply_tables(robust, tmp_path / "robust")
     assert not any(isinstance(layer, mat_keras.NoisyWeights) for layer in chip.layers)
+
+
+# -- device models -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["differential", "offset"])
+def test_a_device_model_without_noise_gives_the_dequantised_tables(tmp_path, scheme):
+    model, tables = _wide_dense(tmp_path, scheme)
+    clean = tables["wide"].matrices["kernel"].weights()
+    chip = apply_tables(model, tables, programming_noise=DeviceModel(), seed=0, time="1y")
+    np.testing.assert_allclose(_kernel(chip), clean, rtol=0, atol=1e-6)
+
+
+def test_pcm_programs_the_tables_as_the_device_model_programs_the_weights(tmp_path):
+    model, tables = _wide_dense(tmp_path, "differential")
+    clean = tables["wide"].matrices["kernel"].weights().astype(np.float64)
+    # The PCM preset on the tables' terms: their 16 levels from 1 to 40 uS.
+    pcm = PCM(levels=16, g_min=1 / 40)
+    state = pcm.program(keras.ops.convert_to_tensor(clean, "float32"), seed=5)
+    expected = export_cases.to_numpy(pcm.read(state, 0.0, seed=5, compensation=False)) - clean
+    error = _kernel(apply_tables(model, tables, programming_noise="pcm", seed=3)) - clean
+    n = error.size
+    assert error.std() == pytest.approx(expected.std(), rel=6 / math.sqrt(n))
+    assert error.mean() == pytest.approx(expected.mean(), abs=6 * expected.std() / math.sqrt(n))
+    again = _kernel(apply_tables(model, tables, programming_noise=pcm, seed=3))
+    other = _kernel(apply_tables(model, tables, programming_noise="pcm", seed=4))
+    np.testing.assert_array_equal(error + clean, again)
+    assert not np.allclose(again, other)
+
+
+def test_drift_shrinks_the_weights_and_compensation_restores_them(tmp_path):
+    model, tables = _wide_dense(tmp_path, "differential")
+    clean = tables["wide"].matrices["kernel"].weights()
+    device = DeviceModel(drift={"nu_mean": 0.05, "nu_sd": 0.0, "t0": 20.0})
+    day = _kernel(apply_tables(model, tables, programming_noise=device, seed=0, time="1d", compensation=False))
+    np.testing.assert_allclose(day, clean * (1 + 86400 / 20) ** -0.05, rtol=1e-5, atol=1e-7)
+    compensated = _kernel(apply_tables(model, tables, programming_noise=device, seed=0, time=86400.0))
+    np.testing.assert_allclose(compensated, clean, rtol=1e-5, atol=1e-7)
+
+
+def test_a_measured_device_programs_tables_of_its_levels(tmp_path):
+    measured = MeasuredDevice()
+    targets = measured.programming.device_levels.values * 1e-6
+    model = keras.Sequential([keras.Input((50,)), L.Dense(40, name="wide")])
+    device = Device(targets[0], targets[-1], levels=targets.tolist())
+    conductance_tables(model, tmp_path / "measured", device=device, formats="npz")
+    clean = load_tables(tmp_path / "measured")["wide"].matrices["kernel"].weights()
+    noisy = _kernel(apply_tables(model, tmp_path / "measured", programming_noise="measured", seed=0))
+    assert 0 < np.std(noisy - clean) < 0.2 * np.abs(clean).max()
+    conductance_tables(model, tmp_path / "uniform", formats="npz")
+    with pytest.raises(InvalidArgumentError, match="levels .* are not the tables'"):
+        apply_tables(model, tmp_path / "uniform", programming_noise=measured)
+
+
+@pytest.mark.parametrize(
+    "noise, options, message",
+    [
+        ("pcm", {"time": -1.0}, "time must be a finite number of seconds >= 0"),
+        ("pcm", {"time": "soon"}, "Cannot read 'soon' as a time"),
+        (0.02, {"time": "1y"}, "need a device model such as 'pcm'"),
+        (None, {"compensation": True}, "need a device model such as 'pcm'"),
+        ("telegraph", {"time": "1y"}, "Unknown noise model 'telegraph'"),
+        (DeviceModel(levels=8, g_min=1 / 40), {}, "are not the tables'"),
+    ],
+)
+def test_bad_device_model_options(tmp_path, mlp, noise, options, message):
+    conductance_tables(mlp, tmp_path / "t", formats="npz")
+    with pytest.raises(InvalidArgumentError, match=message):
+        apply_tables(mlp, tmp_path / "t", programming_noise=noise, **options)

@@ -59,6 +59,16 @@ def test_cli_measured_levels_and_percentile(saved, tmp_path, capsys):
         (["--scheme", "single"], InvalidArgumentError, "scheme must be one of"),
         (["--format", "csv"], InvalidArgumentError, "must include 'npz'"),
         (["--programming-noise", "0.1"], InvalidArgumentError, "only applies with --task"),
+        (["--time", "1y"], InvalidArgumentError, "--time only applies with --task"),
+        (["--task", "mnist-5k", "--programming-noise", "0.1", "--time", "1y"], InvalidArgumentError,
+         "need a device model such as 'pcm'"),
+        (["--task", "mnist-5k", "--no-compensation"], InvalidArgumentError, "need a device model"),
+        (["--task", "mnist-5k", "--programming-noise", "telegraph"], InvalidArgumentError, "Unknown noise model"),
+        (["--task", "mnist-5k", "--programming-noise", "pcm", "--time", "soon"], InvalidArgumentError,
+         "Cannot read 'soon' as a time"),
+        (["--task", "mnist-5k", "--programming-noise", "pcm", "--time=-1d"], InvalidArgumentError,
+         "must be a finite number of seconds >= 0"),
+        (["--task", "mnist-5k", "--programming-noise", "measured"], InvalidArgumentError, "are not the tables'"),
     ],
 )
 def test_cli_bad_options(saved, tmp_path, extra, error, message):
@@ -81,3 +91,21 @@ def test_main_entry_point_turns_errors_into_exit_status_2(saved, tmp_path, capsy
     assert main(["export", str(saved), str(tmp_path / "chip"), "--format", "npz"]) == 0
     assert main(["export", str(saved), str(tmp_path / "chip")]) == 2
     assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, described",
+    [
+        (["--programming-noise", "0.02"], "programming noise sd 0.02)"),
+        (["--programming-noise", "pcm", "--time", "1y"], "device pcm read 1 year after programming, with drift compensation)"),
+        (["--programming-noise", "pcm", "--time", "2d", "--no-compensation"],
+         "device pcm read 2 days after programming, without drift compensation)"),
+    ],
+)
+def test_cli_reimport_on_a_device_model(tmp_path, capsys, extra, described):
+    zoo = pytest.importorskip("mat_keras.zoo")
+    path = tmp_path / "mnist_mlp.keras"
+    zoo.mnist_mlp().save(path)
+    assert cli.run(_parse(path, tmp_path / "chip", "--format", "npz", "--task", "mnist-5k", *extra)) == 0
+    printed = capsys.readouterr().out
+    assert "re-imported from the tables" in printed and described in printed

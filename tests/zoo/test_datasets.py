@@ -39,6 +39,11 @@ def batches_as_arrays(ds):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def batches_as_numpy(batches):
+    xs, ys = zip(*batches)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def assert_one_sentence(message):
     assert "\n" not in message
     assert message.endswith(".")
@@ -159,6 +164,8 @@ def test_pipelines_feed_keras_fit(mnist5k):
     lambda data: data.test_dataset(True),
     lambda data: data.train_dataset(32, augment=True),
     lambda data: data.train_dataset(32, augment="yes"),
+    lambda data: data.train_dataset(32, format="tf.data"),
+    lambda data: data.test_dataset(32, format="np"),
 ])
 def test_bad_pipeline_arguments(mnist5k, call):
     with pytest.raises(InvalidArgumentError) as info:
@@ -250,6 +257,19 @@ def test_cifar_train_pipeline_augments_reproducibly(cifar10):
     # Fresh augmentation every epoch.
     two = batches_as_arrays(cifar10.train_dataset(48, shuffle=False).repeat(2))[0]
     assert not np.array_equal(two[:48], two[48:])
+
+
+def test_cifar_numpy_batches_augment_and_normalise_like_the_pipelines(cifar10):
+    plain = cifar10.preprocess(cifar10.x_train)
+    x, y = batches_as_numpy(cifar10.train_dataset(16, shuffle=False, format="numpy"))
+    assert x.shape == plain.shape and x.dtype == np.float32 and np.array_equal(y, cifar10.y_train)
+    assert not np.allclose(x, plain)
+    x, _ = batches_as_numpy(cifar10.train_dataset(16, shuffle=False, augment=False, format="numpy"))
+    assert np.array_equal(x, plain)
+    x, y = batches_as_numpy(cifar10.test_dataset(20, format="numpy"))
+    tf_x, tf_y = batches_as_arrays(cifar10.test_dataset(20, format="tf"))
+    np.testing.assert_allclose(x, tf_x, atol=1e-6)
+    assert np.array_equal(y, tf_y) and y.dtype == np.int64
 
 
 def test_rotate_turns_counter_clockwise_and_flips():

