@@ -20,11 +20,10 @@ conductances between the device's lowest level `g_lo` and highest level
   (no programming noise).
 """
 
-import math
 
 import numpy as np
 
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.errors import InvalidArgumentError, check_non_negative
 from mat_keras.levels import Levels, check_count
 
 SCHEMES = ("differential", "offset")
@@ -34,19 +33,7 @@ _RANGE_TOLERANCE = 1e-9
 
 
 def _check_conductance(value, name):
-    if isinstance(value, bool):
-        raise InvalidArgumentError(f"{name} must be a conductance in siemens, got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"{name} must be a conductance in siemens, got {value!r}."
-        ) from None
-    if not math.isfinite(number) or number < 0:
-        raise InvalidArgumentError(
-            f"{name} must be a finite, non-negative conductance in siemens, got {value!r}."
-        )
-    return number
+    return check_non_negative(value, name, "conductance in siemens")
 
 
 class Device:

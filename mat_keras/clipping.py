@@ -93,4 +93,5 @@ class WeightClip(keras.callbacks.Callback):
         for variable, constraint in self._saved:
             variable.constraint = constraint
         self._saved = []
-        self.model.make_train_function(force=True)
+        # The next `fit` retraces without the clip; none is traced for nothing.
+        self.model.train_function = None

@@ -22,8 +22,8 @@ import numpy as np
 from mat_keras import device_models
 from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.sweep import SweepResult, _accuracy_key, perturbed_variables
-from mat_keras.wrapper import _is_bias
+from mat_keras.sweep import SweepResult, make_evaluator, perturbed_variables
+from mat_keras.wrapper import is_bias
 
 #: 1 second, 1 hour, 1 day, 1 month (30 days), 1 year (365 days).
 DEFAULT_TIMES = (
@@ -326,7 +326,7 @@ def deployment_sweep(
         )
     variables = [
         v for v in perturbed_variables(model, batchnorm=batchnorm)
-        if biases == "devices" or not _is_bias(v)
+        if biases == "devices" or not is_bias(v)
     ]
     clean = [keras.ops.convert_to_numpy(v).copy() for v in variables]
     generator = keras.random.SeedGenerator(seed)
@@ -336,10 +336,7 @@ def deployment_sweep(
         draws * len(times) * len(settings), verbose=verbose,
         stateful_metrics=["time", "accuracy"], unit_name="evaluation",
     )
-    evaluate_kwargs = {"verbose": 0, "return_dict": True}
-    if y is not None:
-        evaluate_kwargs["batch_size"] = batch_size
-    key = None
+    evaluate = make_evaluator(model, x, y, batch_size)
     try:
         for d in range(draws):
             states = [simulator.program(keras.ops.convert_to_tensor(v), generator) for v in clean]
@@ -360,11 +357,8 @@ def deployment_sweep(
                         if compensate:
                             value = value * factors[j]
                         variable.assign(value.astype(variable.dtype))
-                    logs = model.evaluate(x, y, **evaluate_kwargs)
-                    key = key or _accuracy_key(logs)
-                    accuracy[k, i, d] = logs[key]
-                    loss[k, i, d] = logs.get("loss", np.nan)
-                    progress.add(1, [("time", time), ("accuracy", logs[key])])
+                    accuracy[k, i, d], loss[k, i, d] = evaluate()
+                    progress.add(1, [("time", time), ("accuracy", accuracy[k, i, d])])
     finally:
         for variable, value in zip(variables, clean):
             variable.assign(value)

@@ -44,7 +44,7 @@ import numpy as np
 from keras import ops
 
 from mat_keras import noise as noise_lib
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.errors import InvalidArgumentError, check_non_negative
 from mat_keras.levels import Levels, check_count
 
 #: Seconds in the units `parse_time` and the tables use.
@@ -87,19 +87,7 @@ def check_time(value, name="time"):
     Raises:
         InvalidArgumentError: negative, non-finite or not a number.
     """
-    if isinstance(value, bool):
-        raise InvalidArgumentError(f"{name} must be a number of seconds, got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"{name} must be a number of seconds, got {value!r}."
-        ) from None
-    if not math.isfinite(number) or number < 0:
-        raise InvalidArgumentError(
-            f"{name} must be a finite number of seconds >= 0 after programming, got {value!r}."
-        )
-    return number
+    return check_non_negative(value, name, "number of seconds")
 
 
 # -- mapping ---------------------------------------------------------------

@@ -12,12 +12,10 @@ All draws go through `keras.random` with the seed the caller passes: a
 training), an integer gives the same draw every time.
 """
 
-import math
-
 import keras
 from keras import ops
 
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.errors import InvalidArgumentError, check_non_negative
 
 _ALIASES = {}
 
@@ -73,17 +71,7 @@ def check_sd(value, name="sd"):
     Raises:
         InvalidArgumentError: `value` is negative, non-finite or not a number.
     """
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"{name} must be a number, got {value!r}."
-        ) from None
-    if not math.isfinite(number) or number < 0:
-        raise InvalidArgumentError(
-            f"{name} must be a finite number >= 0, got {value!r}."
-        )
-    return number
+    return check_non_negative(value, name)
 
 
 def _dtype_of(weights):

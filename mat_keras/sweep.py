@@ -286,9 +286,48 @@ def _accuracy_key(logs):
         if key in logs:
             return key
     raise InvalidArgumentError(
-        "robustness_sweep needs an accuracy metric: compile the model with "
+        "A sweep needs an accuracy metric: compile the model with "
         "metrics=['accuracy'] (or leave it uncompiled)."
     )
+
+
+def make_evaluator(model, x, y=None, batch_size=256):
+    """Returns `evaluate() -> (accuracy, loss)` of `model` on the data, for repeated calls.
+
+    Sweeps evaluate the same data dozens of times with other weights: arrays
+    are batched once (`backend_utils.array_batches`) and the compiled
+    evaluation is reused.
+
+    Args:
+        model: a compiled Keras classifier with an accuracy metric.
+        x: inputs (array) or a dataset / PyDataset of `(x, y)` batches.
+        y: integer labels when `x` is an array.
+        batch_size: batch size for array inputs.
+
+    Returns:
+        A function of no arguments returning two floats (loss NaN when the
+        model has none).
+
+    Raises:
+        InvalidArgumentError: (at the first call) the model reports no
+            accuracy.
+
+    Example:
+
+    >>> evaluate = make_evaluator(model, x_test, y_test)
+    >>> accuracy, loss = evaluate()
+    """
+    if y is not None:
+        x = array_batches(x, y, batch_size)
+    key = None
+
+    def evaluate():
+        nonlocal key
+        logs = model.evaluate(x, verbose=0, return_dict=True)
+        key = key or _accuracy_key(logs)
+        return logs[key], logs.get("loss", np.nan)
+
+    return evaluate
 
 
 # Compiled draw functions, reused by later sweeps of the same family and
@@ -404,10 +443,7 @@ def robustness_sweep(
     progress = keras.utils.Progbar(
         len(sds) * draws, verbose=verbose, stateful_metrics=["sd", "accuracy"], unit_name="draw"
     )
-    evaluate_kwargs = {"verbose": 0, "return_dict": True}
-    if y is not None:
-        x, y = array_batches(x, y, batch_size), None
-    key = None
+    evaluate = make_evaluator(model, x, y, batch_size)
     state = generator.state.value
     try:
         for i, draw in enumerate(draws_at):
@@ -415,11 +451,8 @@ def robustness_sweep(
                 noisy, state = draw(state, clean)
                 for variable, value in zip(variables, noisy):
                     variable.assign(value)
-                logs = model.evaluate(x, y, **evaluate_kwargs)
-                key = key or _accuracy_key(logs)
-                accuracy[i, d] = logs[key]
-                loss[i, d] = logs.get("loss", np.nan)
-                progress.add(1, [("sd", sds[i]), ("accuracy", logs[key])])
+                accuracy[i, d], loss[i, d] = evaluate()
+                progress.add(1, [("sd", sds[i]), ("accuracy", accuracy[i, d])])
     finally:
         for variable, value in zip(variables, clean):
             variable.assign(value)

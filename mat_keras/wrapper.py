@@ -154,7 +154,7 @@ class NoisyWeights(keras.layers.Wrapper):
         return [
             variable
             for variable in self.layer.trainable_weights
-            if self.noise_bias or not _is_bias(variable)
+            if self.noise_bias or not is_bias(variable)
         ]
 
     @property
@@ -224,6 +224,7 @@ class NoisyWeights(keras.layers.Wrapper):
         return super().from_config(config, custom_objects=custom_objects)
 
 
-def _is_bias(variable):
+def is_bias(variable):
+    """Whether a layer variable is a bias (`bias`, `*_bias`) or BatchNorm's `beta`."""
     name = variable.path.split("/")[-1]
     return name in _BIAS_NAMES or name.endswith("_bias")

@@ -106,6 +106,21 @@ def test_weight_clip_clips_after_every_step_inside_fit():
     assert all(v.constraint is None for v in clipped.trainable_variables)  # restored
 
 
+def test_a_later_fit_without_weight_clip_trains_unclipped():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 10)).astype("float32"), rng.normal(size=(64, 1)).astype("float32") * 10
+    model = _regression(1)
+
+    def at_bound():
+        kernel = np.abs(model.get_weights()[0])
+        return int((kernel == kernel.max()).sum())
+
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[mat.WeightClip(1.0)])
+    assert at_bound() >= 10  # clipped: entries pile up at the bound
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)  # must not reuse the clipping step
+    assert at_bound() <= 2
+
+
 def test_weight_clip_is_applied_at_every_step():
     """After each step several kernel entries sit exactly at the bound ±max|w|."""
     rng = np.random.default_rng(1)

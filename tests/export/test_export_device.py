@@ -53,7 +53,7 @@ def test_config_round_trips_through_json(device):
         ({"g_min": 1e-6, "g_max": 1e-6, "levels": 16}, "g_min must be below g_max"),
         ({"g_min": 1e-6, "g_max": 40e-6, "levels": 1}, "levels must be at least 2"),
         ({"g_min": 1e-6, "g_max": 40e-6, "levels": 0}, "levels must be at least 2"),
-        ({"g_min": -1e-6, "g_max": 40e-6, "levels": 16}, "non-negative"),
+        ({"g_min": -1e-6, "g_max": 40e-6, "levels": 16}, "g_min must be a finite conductance in siemens >= 0"),
         ({"g_min": float("nan"), "g_max": 40e-6, "levels": 16}, "finite"),
         ({"g_min": 1e-6, "g_max": float("inf"), "levels": 16}, "finite"),
         ({"g_min": "a", "g_max": 40e-6, "levels": 16}, "conductance in siemens"),
