@@ -75,8 +75,80 @@ class ZeroDiagonal(keras.constraints.Constraint):
         return {}
 
 
+class _LeakyCell(keras.layers.Layer):
+    """What LIF neurons and leaky readouts share: time constants and an input kernel.
+
+    Holds the synaptic and membrane time constants (optionally per neuron,
+    see `LIFCell`), the input `kernel`, the decays `alpha` and `beta` of one
+    time step, and the config of all of these.
+    """
+
+    def __init__(
+        self,
+        units,
+        tau_syn=5e-3,
+        tau_mem=20e-3,
+        dt=1 / 360,
+        heterogeneous_tau=False,
+        tau_sd=0.3,
+        seed=None,
+        kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_units(units, "units")
+        _check_time_constants(tau_syn, tau_mem, dt, tau_sd)
+        self.units = int(units)
+        self.tau_syn_init = float(tau_syn)
+        self.tau_mem_init = float(tau_mem)
+        self.dt = float(dt)
+        self.heterogeneous_tau = bool(heterogeneous_tau)
+        self.tau_sd = float(tau_sd)
+        self.seed = seed
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or _fan_in_uniform()
+        )
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        self.add_kernel(input_shape)
+        self.tau_syn, self.tau_mem = _add_time_constants(self)
+
+    def add_kernel(self, input_shape):
+        """Creates the input weights `kernel`, `(input_dim, units)`."""
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], self.units),
+            initializer=self.kernel_initializer,
+            name="kernel",
+        )
+
+    def decays(self):
+        """Returns `(alpha, beta)`: the synaptic and membrane decay of one step."""
+        alpha = ops.exp(-self.dt / ops.convert_to_tensor(self.tau_syn))
+        beta = ops.exp(-self.dt / ops.convert_to_tensor(self.tau_mem))
+        return alpha, beta
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "tau_syn": self.tau_syn_init,
+                "tau_mem": self.tau_mem_init,
+                "dt": self.dt,
+                "heterogeneous_tau": self.heterogeneous_tau,
+                "tau_sd": self.tau_sd,
+                "seed": self.seed,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package="mat_keras")
-class LIFCell(keras.layers.Layer):
+class LIFCell(_LeakyCell):
     """Leaky integrate-and-fire neurons with synaptic current, as an RNN cell.
 
     With decays `alpha = exp(-dt/tau_syn)` and `beta = exp(-dt/tau_mem)`, each
@@ -140,37 +212,22 @@ class LIFCell(keras.layers.Layer):
         recurrent_initializer=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_units(units, "units")
-        _check_time_constants(tau_syn, tau_mem, dt, tau_sd)
+        super().__init__(
+            units, tau_syn, tau_mem, dt, heterogeneous_tau, tau_sd, seed, kernel_initializer, **kwargs
+        )
         check_positive(threshold, "threshold")
         check_positive(surrogate_scale, "surrogate_scale")
-        self.units = int(units)
-        self.tau_syn_init = float(tau_syn)
-        self.tau_mem_init = float(tau_mem)
-        self.dt = float(dt)
         self.threshold = float(threshold)
         self.surrogate_scale = float(surrogate_scale)
-        self.heterogeneous_tau = bool(heterogeneous_tau)
-        self.tau_sd = float(tau_sd)
-        self.seed = seed
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or _fan_in_uniform()
-        )
         self.recurrent_initializer = keras.initializers.get(
             recurrent_initializer or _fan_in_uniform()
         )
         # Synaptic current, membrane potential, last spikes.
         self.state_size = [self.units, self.units, self.units]
-        self.output_size = self.units
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
-        self.kernel = self.add_weight(
-            shape=(input_dim, self.units),
-            initializer=self.kernel_initializer,
-            name="kernel",
-        )
+        # Kernel, recurrent kernel, time constants: the order of the weights.
+        self.add_kernel(input_shape)
         self.recurrent_kernel = self.add_weight(
             shape=(self.units, self.units),
             initializer=_zero_diagonal(self.recurrent_initializer),
@@ -181,8 +238,7 @@ class LIFCell(keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         current, potential, spikes = states
-        alpha = ops.exp(-self.dt / ops.convert_to_tensor(self.tau_syn))
-        beta = ops.exp(-self.dt / ops.convert_to_tensor(self.tau_mem))
+        alpha, beta = self.decays()
         recurrent_kernel = self.recurrent_kernel * _off_diagonal_mask(
             self.units, self.recurrent_kernel.dtype
         )
@@ -199,18 +255,8 @@ class LIFCell(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "units": self.units,
-                "tau_syn": self.tau_syn_init,
-                "tau_mem": self.tau_mem_init,
-                "dt": self.dt,
                 "threshold": self.threshold,
                 "surrogate_scale": self.surrogate_scale,
-                "heterogeneous_tau": self.heterogeneous_tau,
-                "tau_sd": self.tau_sd,
-                "seed": self.seed,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
                 "recurrent_initializer": keras.initializers.serialize(
                     self.recurrent_initializer
                 ),
@@ -220,7 +266,7 @@ class LIFCell(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mat_keras")
-class LeakyReadoutCell(keras.layers.Layer):
+class LeakyReadoutCell(_LeakyCell):
     """Non-spiking leaky integrators that read spike trains out, as an RNN cell.
 
     The readout neurons integrate their weighted input like `LIFCell` but
@@ -249,68 +295,17 @@ class LeakyReadoutCell(keras.layers.Layer):
     >>> potentials = readout(spikes)  # (batch, time, 2)
     """
 
-    def __init__(
-        self,
-        units,
-        tau_syn=5e-3,
-        tau_mem=20e-3,
-        dt=1 / 360,
-        heterogeneous_tau=False,
-        tau_sd=0.3,
-        seed=None,
-        kernel_initializer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        check_units(units, "units")
-        _check_time_constants(tau_syn, tau_mem, dt, tau_sd)
-        self.units = int(units)
-        self.tau_syn_init = float(tau_syn)
-        self.tau_mem_init = float(tau_mem)
-        self.dt = float(dt)
-        self.heterogeneous_tau = bool(heterogeneous_tau)
-        self.tau_sd = float(tau_sd)
-        self.seed = seed
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or _fan_in_uniform()
-        )
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
         # Synaptic current, membrane potential.
         self.state_size = [self.units, self.units]
-        self.output_size = self.units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(
-            shape=(input_shape[-1], self.units),
-            initializer=self.kernel_initializer,
-            name="kernel",
-        )
-        self.tau_syn, self.tau_mem = _add_time_constants(self)
 
     def call(self, inputs, states, training=False):
         current, potential = states
-        alpha = ops.exp(-self.dt / ops.convert_to_tensor(self.tau_syn))
-        beta = ops.exp(-self.dt / ops.convert_to_tensor(self.tau_mem))
+        alpha, beta = self.decays()
         current = alpha * current + ops.matmul(inputs, self.kernel)
         potential = beta * potential + current
         return potential, [current, potential]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "tau_syn": self.tau_syn_init,
-                "tau_mem": self.tau_mem_init,
-                "dt": self.dt,
-                "heterogeneous_tau": self.heterogeneous_tau,
-                "tau_sd": self.tau_sd,
-                "seed": self.seed,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-            }
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="mat_keras")
