@@ -22,7 +22,7 @@ import contextlib
 
 import numpy as np
 
-FS = 360  # MIT-BIH's sampling rate, Hz.
+from mat_keras.zoo.datasets.synthetic import FS, write_wfdb_record
 
 
 def _prototypes(num_classes, seed):
@@ -112,8 +112,6 @@ def write_record(folder, name, seconds=120.0, abnormal=0.25, seed=0):
     Returns:
         `(beat_samples, beat_symbols)` as written.
     """
-    import wfdb
-
     rng = np.random.default_rng(seed)
     n = int(seconds * FS)
     t = np.arange(n, dtype=np.float64)
@@ -143,28 +141,8 @@ def write_record(folder, name, seconds=120.0, abnormal=0.25, seed=0):
         # A ventricular beat is followed by a pause.
         gap = rng.uniform(0.7, 1.0) * FS * (1.3 if is_v else 1.0)
         position += int(gap)
-    wfdb.wrsamp(
-        str(name),
-        fs=FS,
-        units=["mV", "mV"],
-        sig_name=["MLII", "V1"],
-        p_signal=np.stack([lead0, lead1], axis=1),
-        fmt=["212", "212"],
-        write_dir=str(folder),
-    )
     beats = np.asarray(beats)
-    extra = np.array([1, n // 3, 2 * n // 3])
-    samples = np.concatenate([beats, extra])
-    labels = symbols + ["+", "~", "+"]
-    order = np.argsort(samples, kind="stable")
-    wfdb.wrann(
-        str(name),
-        "atr",
-        samples[order],
-        symbol=[labels[i] for i in order],
-        write_dir=str(folder),
-        fs=FS,
-    )
+    write_wfdb_record(folder, name, lead0, lead1, beats, symbols, [1, n // 3, 2 * n // 3], ["+", "~", "+"])
     return beats, np.asarray(symbols)
 
 

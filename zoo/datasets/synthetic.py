@@ -32,8 +32,6 @@ def write_synthetic_record(folder, name, seconds=20.0, every=290, first=100, see
     >>> write_synthetic_record(tmp_dir, "208")
     >>> data = mat_keras.zoo.load_dataset("mitbih", records=[208], data_dir=tmp_dir)
     """
-    import wfdb
-
     n = int(seconds * FS)
     t = np.arange(n)
     rng = np.random.default_rng(seed)
@@ -46,15 +44,35 @@ def write_synthetic_record(folder, name, seconds=20.0, every=290, first=100, see
         bump = np.exp(-0.5 * ((t - beat) / width) ** 2)
         lead0 += height * bump
         lead1 += 0.6 * bump
+    write_wfdb_record(folder, name, lead0, lead1, beats, symbols, [5, 1000, 2000], ["+", "~", "|"])
+    return beats, np.array(symbols)
+
+
+def write_wfdb_record(folder, name, lead0, lead1, beats, symbols, extra_samples=(), extra_symbols=()):
+    """Writes two leads at 360 Hz and their 'atr' annotations in PhysioNet's format.
+
+    Args:
+        folder: where to write `<name>.dat`, `<name>.hea`, `<name>.atr`.
+        name: the record name.
+        lead0, lead1: the MLII and V1 signals in mV, equal lengths.
+        beats, symbols: beat positions (samples) and their symbols ("N", "V", ...).
+        extra_samples, extra_symbols: non-beat annotations ("+", "~", "|")
+            that a reader must skip; positions are clipped to the record.
+
+    Example:
+
+    >>> write_wfdb_record(tmp_dir, "208", lead0, lead1, [100, 390], ["N", "V"], [5], ["+"])
+    """
+    import wfdb
+
+    n = len(lead0)
     wfdb.wrsamp(
-        name, fs=FS, units=["mV", "mV"], sig_name=["MLII", "V1"],
+        str(name), fs=FS, units=["mV", "mV"], sig_name=["MLII", "V1"],
         p_signal=np.stack([lead0, lead1], axis=1), fmt=["212", "212"], write_dir=str(folder),
     )
-    extra = [min(5, n - 1), min(1000, n - 1), min(2000, n - 1)]
-    samples = np.concatenate([beats, extra])
-    labels = symbols + ["+", "~", "|"]
+    samples = np.concatenate([np.asarray(beats), np.minimum(np.asarray(extra_samples, dtype=np.int64), n - 1)])
+    labels = list(symbols) + list(extra_symbols)
     order = np.argsort(samples, kind="stable")
     wfdb.wrann(
-        name, "atr", samples[order], symbol=[labels[i] for i in order], write_dir=str(folder), fs=FS,
+        str(name), "atr", samples[order], symbol=[labels[i] for i in order], write_dir=str(folder), fs=FS,
     )
-    return beats, np.array(symbols)
