@@ -290,20 +290,10 @@ class MeasuredDevice(device_models.DeviceModel):
     >>> robust = mat_keras.wrap(model, noise=device)
     """
 
-    def __init__(
-        self,
-        programming=None,
-        stuck=None,
-        drift=None,
-        read=None,
-        levels=None,
-        g_min=0.0,
-        time=0.0,
-        compensation=True,
-    ):
+    def __init__(self, programming=None, **kwargs):
         if programming is None:
             programming = Measured.from_csv(example_csv_path())
-        super().__init__(programming, stuck, drift, read, levels, g_min, time, compensation)
+        super().__init__(programming, **kwargs)
 
     @classmethod
     def from_csv(cls, path, distribution="empirical", **kwargs):
