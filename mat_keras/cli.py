@@ -202,7 +202,6 @@ def _check_positive(value, name):
 def _sweep_and_report(models, args, task, data):
     """Sweeps each (name, model), prints the table, writes JSON, CSV and PNG."""
     import mat_keras as mat
-    from mat_keras import sweep
 
     _check_positive(args.draws, "--draws")
     sds = args.sds if args.sds is not None else list(task.sweep_sds)
@@ -222,15 +221,22 @@ def _sweep_and_report(models, args, task, data):
                 verbose=verbose,
             )
         )
+    _report(results, f"{args.draws} draws, {data.description}", args, "sweep")
+    return results
+
+
+def _report(results, title, args, stem):
+    """Prints the results' table and writes `<stem>.json`, `.csv` and `.png` to the output folder."""
+    from mat_keras import sweep
+
     print()
-    print(f"Mean test accuracy (%) ± sd over {args.draws} draws, {data.description}")
+    print(f"Mean test accuracy (%) ± sd over {title}")
     print(sweep.format_table(results))
     out_dir = _out_dir(args)
-    sweep.save_json(os.path.join(out_dir, "sweep.json"), results)
-    sweep.save_csv(os.path.join(out_dir, "sweep.csv"), results)
-    sweep.plot_results(results, path=os.path.join(out_dir, "sweep.png"))
-    print(f"\nWrote {out_dir}/sweep.json, sweep.csv and sweep.png")
-    return results
+    sweep.save_json(os.path.join(out_dir, f"{stem}.json"), results)
+    sweep.save_csv(os.path.join(out_dir, f"{stem}.csv"), results)
+    sweep.plot_results(results, path=os.path.join(out_dir, f"{stem}.png"))
+    print(f"\nWrote {out_dir}/{stem}.json, {stem}.csv and {stem}.png")
 
 
 def _run_train(args):
@@ -315,7 +321,7 @@ def _run_evaluate(args):
 
 def _run_deployment(args):
     """`evaluate --device`: a deployment sweep over time; table, JSON, CSV and PNG."""
-    from mat_keras import deployment, sweep
+    from mat_keras import deployment
 
     if args.sds is not None:
         raise InvalidArgumentError("--sds sets noise levels; with --device give --times instead.")
@@ -345,14 +351,7 @@ def _run_deployment(args):
         data=data.description,
         verbose=1 if args.verbose else 0,
     )
-    print()
-    print(f"Mean test accuracy (%) ± sd over {args.draws} programmings, {data.description}")
-    print(sweep.format_table(results))
-    out_dir = _out_dir(args)
-    sweep.save_json(os.path.join(out_dir, "deployment.json"), results)
-    sweep.save_csv(os.path.join(out_dir, "deployment.csv"), results)
-    sweep.plot_results(results, path=os.path.join(out_dir, "deployment.png"))
-    print(f"\nWrote {out_dir}/deployment.json, deployment.csv and deployment.png")
+    _report(results, f"{args.draws} programmings, {data.description}", args, "deployment")
     return 0
 
 
