@@ -258,13 +258,15 @@ def _run_train(args):
     init = load_model_file(args.init) if args.init else None
     task, data = _load_task_data(args)
     print(f"Task {task.name}: {data.description}")
+    if noise is None:
+        noise = mat.noise.Gaussian(task.noise_sd if args.noise_sd is None else args.noise_sd)
+    print(f"MAT phase against {noise!r}")
     run = train_two_phase(
         task,
         data,
         model_name=args.model,
         epochs=args.epochs,
         clean_epochs=args.clean_epochs,
-        noise_sd=args.noise_sd,
         noise=noise,
         clip_w=args.clip_w,
         batch_size=args.batch_size,
