@@ -46,6 +46,7 @@ level conductances in units of `g_max` (within 1e-6), else an
 `InvalidArgumentError` names both.
 """
 
+import math
 import numbers
 
 import keras
@@ -295,12 +296,12 @@ def apply_tables(model, tables, programming_noise=None, seed=None, time=0.0, com
                 f"Layer '{layer_table.name}' is a {type(layer).__name__}, the tables map a "
                 f"{layer_table.class_name}."
             )
-        values[layer_table.path] = _layer_values(layer_table, noise, generator, time, compensation)
+        values[layer_table.path] = _layer_values(layer_table, layer, noise, generator, time, compensation)
     folded = [lt.folded_batchnorm for lt in tables.layers if lt.folded_batchnorm]
     return folding.rebuild(model, folded, values)
 
 
-def _layer_values(layer_table, noise, generator, time, compensation):
+def _layer_values(layer_table, layer, noise, generator, time, compensation):
     attrs, row_biases = {}, {}
     for table in layer_table.matrices.values():
         kernel, bias_row = table.split(programmed_weights(table, noise, generator, time, compensation))
@@ -311,10 +312,25 @@ def _layer_values(layer_table, noise, generator, time, compensation):
         attrs[layer_table.bias_attr] = layer_table.bias
     elif row_biases:
         if "all" in row_biases:
-            attrs[layer_table.bias_attr] = row_biases["all"]
+            attrs[layer_table.bias_attr] = _bias_like_variable(row_biases["all"], layer, layer_table.bias_attr)
         else:  # GRU with reset_after: input bias under kernel, recurrent under recurrent_kernel
             attrs[layer_table.bias_attr] = np.stack([row_biases[0], row_biases[1]])
     return attrs
+
+
+def _bias_like_variable(row, layer, attr):
+    """Returns a bias row reshaped to the layer's bias variable.
+
+    A bias row holds the bias flattened, one value per column; an
+    EinsumDense bias has the shape of its output axes. A layer without the
+    variable (a BatchNorm folded into a layer built without bias) takes the
+    row as it is, and a row of another size is left for `folding.rebuild`
+    to report.
+    """
+    variable = layouts.get_attr(layer, attr)
+    if variable is None or math.prod(variable.shape) != row.size:
+        return row
+    return row.reshape(tuple(variable.shape))
 
 
 def fold_batchnorm(model):

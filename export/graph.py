@@ -2,9 +2,10 @@
 
 Layers are identified by their path: the tuple of names from the top model
 down (`("encoder", "conv1")` for a layer of a nested model, `("bidirectional",
-"forward_lstm")` for the forward RNN of a `Bidirectional`). Names are unique
-inside one model, so a path is unique in the whole network, and a clone of
-the model (same configs) has the same paths.
+"forward_lstm")` for the forward RNN of a `Bidirectional`, `("mha", "query")`
+for a projection of a `MultiHeadAttention`). Names are unique inside one
+model, so a path is unique in the whole network, and a clone of the model
+(same configs) has the same paths.
 
 A BatchNormalization folds into the Dense/Conv layer before it when, in the
 graph of a functional or Sequential model, the BatchNorm's only input is that
@@ -75,13 +76,18 @@ class Plan:
 
 
 def children(layer):
-    """The sub-layers the walk enters: models, Bidirectional, wrappers."""
+    """The sub-layers the walk enters: models, Bidirectional, wrappers, attention."""
     if isinstance(layer, keras.Model):
         return list(layer.layers)
     if isinstance(layer, keras.layers.Bidirectional):
         return [layer.forward_layer, layer.backward_layer]
     if isinstance(layer, keras.layers.Wrapper):
         return [layer.layer]
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        # Keras lists no sublayers publicly; `_layers` holds all those MHA
+        # tracks (query, key, value, a gate if any, softmax, dropout,
+        # attention_output), so none of its weights is missed.
+        return list(layer._layers)
     return []
 
 

@@ -12,15 +12,28 @@ Every supported kernel becomes a 2-D matrix `kernel.reshape(-1, columns)`
 | | `pointwise_kernel` | (cin*multiplier) x cout |
 | SimpleRNN, LSTM, GRU | `kernel` | in x (gates*units), Keras gate order |
 | | `recurrent_kernel` | units x (gates*units) |
+| Embedding | `embeddings` | vocabulary x output_dim; a one-hot input (the token) drives one row |
+| EinsumDense | `kernel` | (contracted axes) x (output axes), both flattened in the kernel's order: `"abc,cd->abd"` is c x d, MultiHeadAttention's `"abc,cde->abde"` c x (d*e) and `"abcd,cde->abe"` (c*d) x e |
 
-Biases stay digital by default. With `bias="row"` the bias becomes one extra,
-last row of a matrix, driven at 1: the output matrix of Dense/Conv/Depthwise/
-Separable layers, the input `kernel` of RNNs; a GRU with `reset_after=True`
+An EinsumDense kernel must list its contracted axes (in the input, not in the
+output) first, then its output axes (in the output, not in the input), so
+that `kernel.reshape(-1, columns)` is its matrix. Other equations (batched
+matrices: a kernel axis in the input and the output; another order;
+ellipses) raise `UnsupportedLayerError`. A MultiHeadAttention exports as its
+EinsumDense projections (`graph.py` walks into it).
+
+Biases stay digital by default (an EinsumDense bias keeps its shape, that of
+some output axes). With `bias="row"` the bias becomes one extra, last row of a
+matrix, driven at 1: the output matrix of Dense/Conv/Depthwise/Separable/
+EinsumDense layers, the input `kernel` of RNNs; a GRU with `reset_after=True`
 has two bias vectors, the input one goes under `kernel`, the recurrent one
-under `recurrent_kernel`.
+under `recurrent_kernel`. An EinsumDense bias is a row only when it spans
+exactly the kernel's output axes, in their order (MultiHeadAttention's do);
+other EinsumDense biases refuse `bias="row"`. Embeddings have no bias.
 
 BatchNormalization folds into the matrix whose columns are the layer's
-outputs (marked `output=True`).
+outputs (marked `output=True`) of the Dense and convolution layers that
+`graph.py` pairs it with; nothing folds into Embedding or EinsumDense.
 
 Layers holding weights of any other type raise `UnsupportedLayerError`,
 except normalisation layers not folded, which stay digital (their weights are
@@ -29,6 +42,7 @@ a per-channel affine map that the chip's periphery applies).
 
 import dataclasses
 import math
+import re
 
 import keras
 import numpy as np
@@ -63,14 +77,18 @@ class LayerSpec:
     """How a layer type maps onto crossbars.
 
     Attributes:
-        kind: `"dense"`, `"conv"`, `"depthwise"`, `"separable"` or `"rnn"`.
+        kind: `"dense"`, `"conv"`, `"depthwise"`, `"separable"`, `"rnn"`,
+            `"embedding"` or `"einsum"`.
         matrices: its `MatrixSpec`s.
         bias_attr: dotted path to the bias variable (present or not).
+        bias_row_error: why the bias cannot be a bias row, or None when it
+            can (or there is none).
     """
 
     kind: str
     matrices: tuple
     bias_attr: str
+    bias_row_error: str = None
 
     def output_matrix(self):
         """The `MatrixSpec` whose columns are the layer's outputs, or None."""
@@ -105,8 +123,13 @@ DIGITAL_TYPES = tuple(
 
 SUPPORTED = (
     "Dense, Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, SimpleRNN, "
-    "LSTM, GRU (BatchNormalization folded or kept digital)"
+    "LSTM, GRU, Embedding, EinsumDense (kernel axes: contracted, then output), "
+    "MultiHeadAttention as its EinsumDense projections; BatchNormalization "
+    "folded or kept digital"
 )
+
+# Keras's own form of an EinsumDense equation, without ellipses.
+_EINSUM_EQUATION = re.compile(r"([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)")
 
 
 def _spec_dense():
@@ -168,6 +191,91 @@ def _spec_rnn(layer):
     )
 
 
+def _spec_embedding():
+    return LayerSpec(
+        "embedding",
+        (MatrixSpec("embeddings", "embeddings", 1, None, True, "vocabulary x output_dim, row i is token i"),),
+        "bias",
+    )
+
+
+def einsum_kernel_axes(equation, path="einsum_dense"):
+    """Splits the kernel axes of an EinsumDense equation into rows and columns.
+
+    Args:
+        equation: the layer's `"input,kernel->output"` equation.
+        path: the layer's path, for error messages.
+
+    Returns:
+        `(contracted, produced, output)`: the kernel's contracted letters
+        (rows), its output letters (columns), both in kernel order, and the
+        equation's output letters.
+
+    Raises:
+        UnsupportedLayerError: the kernel is not `[contracted..., output...]`
+            (see the module docstring); the message names the equation.
+
+    Example:
+
+    >>> einsum_kernel_axes("abc,cde->abde")
+    ('c', 'de', 'abde')
+    """
+
+    def unsupported(reason):
+        return UnsupportedLayerError(
+            f"Layer '{path}' (EinsumDense '{equation}') cannot be a crossbar matrix: {reason}; "
+            "supported are kernels with the contracted axes first, then the output axes, "
+            "as in 'abc,cd->abd'."
+        )
+
+    if "." in equation:
+        raise unsupported("ellipses are not supported")
+    match = _EINSUM_EQUATION.fullmatch(equation)
+    if match is None:
+        raise unsupported("it is not of the form 'input,kernel->output'")
+    inputs, kernel, output = match.groups()
+    batched = "".join(c for c in kernel if c in inputs and c in output)
+    if batched:
+        raise unsupported(f"kernel axes '{batched}' are in the input and the output (batched matrices)")
+    contracted = "".join(c for c in kernel if c in inputs)
+    produced = "".join(c for c in kernel if c in output)
+    if not contracted:
+        raise unsupported("no kernel axis is contracted with the input")
+    if kernel != contracted + produced or len(set(kernel)) != len(kernel):
+        raise unsupported(f"kernel axes '{kernel}' are not the contracted '{contracted}' then the output '{produced}'")
+    return contracted, produced, output
+
+
+def _einsum_bias_row_error(layer, produced, output):
+    """Why the bias of an EinsumDense cannot be a bias row, or None."""
+    if not layer.bias_axes:
+        return None
+    # Keras shapes the bias like the output axes from the first bias axis
+    # on, with 1 on the axes not in `bias_axes`: it is one value per column
+    # only when those axes are the kernel's output axes, all biased.
+    spanned = output[min(output.find(c) for c in layer.bias_axes):]
+    if spanned == produced and set(layer.bias_axes) == set(produced):
+        return None
+    return (
+        f"its bias over axes '{layer.bias_axes}' of '{layer.equation}' is not one value "
+        f"per column (the kernel's output axes '{produced}')"
+    )
+
+
+def _spec_einsum(layer, path):
+    contracted, produced, output = einsum_kernel_axes(layer.equation, path)
+    layout = (
+        f"({'*'.join(contracted)}) x ({'*'.join(produced) or '1'}) of '{layer.equation}', "
+        "rows and columns in kernel order"
+    )
+    return LayerSpec(
+        "einsum",
+        (MatrixSpec("kernel", "kernel", len(produced), "all", True, layout),),
+        "bias",
+        _einsum_bias_row_error(layer, produced, output),
+    )
+
+
 def _check_plain(layer, path):
     if getattr(layer, "lora_enabled", False):
         raise UnsupportedLayerError(
@@ -190,7 +298,8 @@ def layer_spec(layer, path=None):
         path: the layer's path, for error messages; defaults to its name.
 
     Raises:
-        UnsupportedLayerError: the layer holds weights of an unsupported type.
+        UnsupportedLayerError: the layer holds weights of an unsupported type,
+            or is an EinsumDense whose kernel is not a matrix.
 
     Example:
 
@@ -208,6 +317,10 @@ def layer_spec(layer, path=None):
         spec = _spec_separable()
     elif isinstance(layer, _RNN):
         spec = _spec_rnn(layer)
+    elif isinstance(layer, keras.layers.Embedding):
+        spec = _spec_embedding()
+    elif isinstance(layer, keras.layers.EinsumDense):
+        spec = _spec_einsum(layer, path)
     elif not layer.weights or isinstance(layer, DIGITAL_TYPES):
         return None
     else:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from mat_keras.export import folding, layouts
+from mat_keras.export.errors import UnsupportedLayerError
 from mat_keras.errors import InvalidArgumentError
 
 BIAS_MODES = ("digital", "row")
@@ -87,6 +88,8 @@ def extract(entry, bias_mode="digital"):
 
     Raises:
         InvalidArgumentError: the layer holds non-finite weights.
+        UnsupportedLayerError: `bias_mode="row"` for a bias that cannot be a
+            row (an EinsumDense bias not spanning the columns).
 
     Example:
 
@@ -114,12 +117,18 @@ def extract(entry, bias_mode="digital"):
     if bias is not None and not np.all(np.isfinite(bias)):
         raise InvalidArgumentError(f"Layer '{entry.name}' holds a non-finite bias.")
     if bias_mode == "row" and bias is not None:
+        if spec.bias_row_error:
+            raise UnsupportedLayerError(
+                f"Layer '{entry.name}' cannot take bias='row': {spec.bias_row_error}; "
+                "export it with bias='digital'."
+            )
         for extracted in matrices:
             part = extracted.spec.bias_part
             if part is None:
                 continue
-            row = bias if part == "all" else bias[part]
-            extracted.matrix = np.concatenate([extracted.matrix, row[None, :]], axis=0)
+            # An EinsumDense bias spans its output axes: flattened, one value per column.
+            row = (bias if part == "all" else bias[part]).reshape(1, -1)
+            extracted.matrix = np.concatenate([extracted.matrix, row], axis=0)
             extracted.bias_row = True
         bias = None
     return matrices, bias

@@ -15,6 +15,8 @@ wrapped layer makes (BatchNormalization statistics), so wrapping changes
 nothing but the weight values the layer computes with.
 """
 
+import inspect
+
 import keras
 from keras import ops
 
@@ -88,9 +90,11 @@ class NoisyWeights(keras.layers.Wrapper):
     as `TwoPhaseSchedule` set it between epochs; because it is a variable the
     change takes effect inside compiled train steps.
 
-    Any layer with trainable weights can be wrapped: Dense, Conv1D/2D/3D,
-    DepthwiseConv2D, SeparableConv1D/2D, SimpleRNN, LSTM, GRU, RNN layers with
-    custom cells, BatchNormalization (gamma and beta) and others.
+    Any layer with trainable weights can be wrapped: Dense, EinsumDense,
+    Conv1D/2D/3D, DepthwiseConv2D, SeparableConv1D/2D, SimpleRNN, LSTM, GRU,
+    RNN layers with custom cells, MultiHeadAttention (called with query and
+    value, like the layer itself), Embedding, BatchNormalization (gamma and
+    beta) and others.
 
     Args:
         layer: the `keras.layers.Layer` to wrap.
@@ -139,7 +143,11 @@ class NoisyWeights(keras.layers.Wrapper):
         self.supports_masking = getattr(self.layer, "supports_masking", False)
 
     def build(self, input_shape=None):
-        super().build(input_shape)
+        # Keras passes the shape of the first call argument only; a layer
+        # built from several (MultiHeadAttention: query and value) is built
+        # at the first call, from all of them (`_build_layer`).
+        if _builds_from_one_shape(self.layer):
+            super().build(input_shape)
         self.gate = self.add_weight(
             shape=(),
             initializer="ones",
@@ -179,16 +187,18 @@ class NoisyWeights(keras.layers.Wrapper):
             )
         return values
 
-    def call(self, inputs, training=None, mask=None, **kwargs):
+    def call(self, inputs, *args, training=None, mask=None, **kwargs):
         if self._layer_takes_training:
             kwargs["training"] = training
         if self._layer_takes_mask and mask is not None:
             kwargs["mask"] = mask
         if not (training or self.inference_noise):
-            return self.layer(inputs, **kwargs)
+            return self.layer(inputs, *args, **kwargs)
+        if not self.layer.built:
+            self._build_layer(inputs, *args, **kwargs)
         mapping = list(zip(self.noisy_variables, self.noisy_values()))
         with _NoisyWeightsScope(mapping) as scope:
-            outputs = self.layer(inputs, **kwargs)
+            outputs = self.layer(inputs, *args, **kwargs)
         if scope.losses:
             self.add_loss(scope.losses)
         return outputs
@@ -200,7 +210,25 @@ class NoisyWeights(keras.layers.Wrapper):
         kwargs.pop("training", None)
         if not self._layer_takes_mask:
             kwargs.pop("mask", None)
+        if not self.layer.built:
+            self._build_layer(*args, **kwargs)
         return self.layer.compute_output_spec(*args, **kwargs)
+
+    def _build_layer(self, *args, **kwargs):
+        """Builds the wrapped layer from the shapes of all its call arguments.
+
+        For layers built from several inputs: Keras's convention passes the
+        shape of call argument `name` as the build argument `name_shape`
+        (MultiHeadAttention: `query_shape`, `value_shape`, `key_shape`).
+        """
+        bound = inspect.signature(self.layer.call).bind_partial(*args, **kwargs)
+        accepted = inspect.signature(self.layer.build).parameters
+        shapes = {
+            f"{name}_shape": tuple(value.shape)
+            for name, value in bound.arguments.items()
+            if f"{name}_shape" in accepted and hasattr(value, "shape")
+        }
+        self.layer.build(**shapes)
 
     def compute_mask(self, inputs, previous_mask=None):
         return self.layer.compute_mask(inputs, previous_mask)
@@ -222,6 +250,16 @@ class NoisyWeights(keras.layers.Wrapper):
         config = dict(config)
         config["noise"] = noise_lib.get(config.get("noise"))
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def _builds_from_one_shape(layer):
+    """Whether `layer.build` takes a single input shape (most layers do)."""
+    parameters = inspect.signature(layer.build).parameters.values()
+    required = [
+        p for p in parameters
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(required) <= 1
 
 
 def is_bias(variable):

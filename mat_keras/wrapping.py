@@ -22,6 +22,7 @@ DEFAULT_LAYER_TYPES = (
     keras.layers.SeparableConv2D,
     keras.layers.RNN,  # SimpleRNN, LSTM, GRU and RNNs of custom cells.
     keras.layers.Bidirectional,
+    keras.layers.MultiHeadAttention,  # its query, key, value and output projections
 )
 
 

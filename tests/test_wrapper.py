@@ -114,6 +114,51 @@ def test_losses_of_the_wrapped_layer_are_kept():
     assert len(wrapper.losses) == 1 and float(to_numpy(wrapper.losses[0])) > 0
 
 
+def _attention_pair(seed):
+    """A wrapped MultiHeadAttention (built at its first call, from query and value) and a plain copy."""
+    rng = np.random.default_rng(1)
+    query = rng.normal(size=(2, 5, 6)).astype("float32")
+    value = rng.normal(size=(2, 3, 6)).astype("float32")
+    wrapper = mat.NoisyWeights(keras.layers.MultiHeadAttention(2, 4), noise=0.1, seed=seed)
+    wrapper(query, value)
+    _random_weights(wrapper.layer)
+    plain = keras.layers.MultiHeadAttention(2, 4)
+    plain(query, value)
+    plain.set_weights(wrapper.layer.get_weights())
+    return wrapper, plain, query, value
+
+
+def test_multi_input_layer_builds_from_all_inputs_and_takes_the_noise():
+    wrapper, plain, query, value = _attention_pair(seed=11)
+    assert len(wrapper.noisy_variables) == 8  # query, key, value and output kernels and biases
+    assert np.array_equal(to_numpy(wrapper(query, value)), to_numpy(plain(query, value)))
+    clean_weights = plain.get_weights()
+    plain.set_weights(_expected_noisy_weights(wrapper, wrapper.noise, seed=11))
+    noisy = to_numpy(wrapper(query, value, training=True))  # the generator's first draw
+    np.testing.assert_allclose(noisy, to_numpy(plain(query, value)), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(noisy, to_numpy(wrapper(query, value)), atol=1e-4), "noise had no effect"
+    plain.set_weights(clean_weights)
+    wrapper.gate.assign(0.0)
+    assert np.array_equal(to_numpy(wrapper(query, value, training=True)), to_numpy(plain(query, value)))
+
+
+def test_wrap_takes_attention_layers_and_round_trips(tmp_path):
+    inputs = keras.Input((5, 6))
+    attended = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(attended))
+    model = keras.Model(inputs, outputs)
+    robust = mat.wrap(model, noise=0.2, seed=0)
+    assert [layer.layer.name for layer in mat.noisy_layers(robust)] == ["mha", "head"]
+    x = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
+    clean = to_numpy(model(x))
+    np.testing.assert_array_equal(to_numpy(robust(x)), clean)
+    assert not np.allclose(to_numpy(robust(x, training=True)), clean, atol=1e-4)
+    robust.save(tmp_path / "attention.keras")
+    reloaded = keras.saving.load_model(tmp_path / "attention.keras")
+    np.testing.assert_allclose(to_numpy(reloaded(x)), clean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(mat.strip(robust)(x)), clean, rtol=1e-6, atol=1e-6)
+
+
 def test_same_shape_layers_draw_different_noise():
     inputs = keras.Input((8,))
     outputs = keras.layers.Dense(8, name="b")(keras.layers.Dense(8, name="a")(inputs))

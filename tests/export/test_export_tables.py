@@ -150,9 +150,9 @@ def test_manifest_cannot_point_outside_its_folder(tmp_path, mlp):
         load_tables(tmp_path / "t")
 
 
-def _embedding_model():
-    inputs = keras.Input((4,), dtype="int32")
-    x = L.Embedding(10, 3, name="words")(inputs)
+def _transpose_conv_model():
+    inputs = keras.Input((4, 4, 2))
+    x = L.Conv2DTranspose(3, 2, name="upsample")(inputs)
     return keras.Model(inputs, L.Dense(2)(L.Flatten()(x)))
 
 
@@ -167,7 +167,9 @@ BAD_INPUTS = {
     "percentile": (lambda: dict(scale=("percentile", 0)), InvalidArgumentError, r"in \(0, 100\]"),
     "per": (lambda: dict(per="row"), InvalidArgumentError, "per must be one of"),
     "bias": (lambda: dict(bias="analog"), InvalidArgumentError, "bias must be one of"),
-    "unsupported layer": (lambda: dict(model=_embedding_model()), UnsupportedLayerError, "Layer 'words' .Embedding."),
+    "unsupported layer": (
+        lambda: dict(model=_transpose_conv_model()), UnsupportedLayerError, "Layer 'upsample' .Conv2DTranspose."
+    ),
 }
 
 
