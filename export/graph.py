@@ -3,9 +3,9 @@
 Layers are identified by their path: the tuple of names from the top model
 down (`("encoder", "conv1")` for a layer of a nested model, `("bidirectional",
 "forward_lstm")` for the forward RNN of a `Bidirectional`, `("mha", "query")`
-for a projection of a `MultiHeadAttention`). Names are unique inside one
-model, so a path is unique in the whole network, and a clone of the model
-(same configs) has the same paths.
+for a projection of a `MultiHeadAttention` or `GroupQueryAttention`). Names
+are unique inside one model, so a path is unique in the whole network, and a
+clone of the model (same configs) has the same paths.
 
 A BatchNormalization folds into the Dense/Conv layer before it when, in the
 graph of a functional or Sequential model, the BatchNorm's only input is that
@@ -75,6 +75,9 @@ class Plan:
         return [e.batchnorm_path for e in self.entries if e.batchnorm is not None]
 
 
+_ATTENTION = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)
+
+
 def children(layer):
     """The sub-layers the walk enters: models, Bidirectional, wrappers, attention."""
     if isinstance(layer, keras.Model):
@@ -83,10 +86,10 @@ def children(layer):
         return [layer.forward_layer, layer.backward_layer]
     if isinstance(layer, keras.layers.Wrapper):
         return [layer.layer]
-    if isinstance(layer, keras.layers.MultiHeadAttention):
-        # Keras lists no sublayers publicly; `_layers` holds all those MHA
-        # tracks (query, key, value, a gate if any, softmax, dropout,
-        # attention_output), so none of its weights is missed.
+    if isinstance(layer, _ATTENTION):
+        # Keras lists no sublayers publicly; `_layers` holds all those the
+        # attention layer tracks (query, key, value and output projections,
+        # a gate if any, softmax, dropout), so none of its weights is missed.
         return list(layer._layers)
     return []
 

@@ -19,8 +19,9 @@ An EinsumDense kernel must list its contracted axes (in the input, not in the
 output) first, then its output axes (in the output, not in the input), so
 that `kernel.reshape(-1, columns)` is its matrix. Other equations (batched
 matrices: a kernel axis in the input and the output; another order;
-ellipses) raise `UnsupportedLayerError`. A MultiHeadAttention exports as its
-EinsumDense projections (`graph.py` walks into it).
+ellipses) raise `UnsupportedLayerError`. A MultiHeadAttention or
+GroupQueryAttention exports as its EinsumDense projections (`graph.py` walks
+into it).
 
 Biases stay digital by default (an EinsumDense bias keeps its shape, that of
 some output axes). With `bias="row"` the bias becomes one extra, last row of a
@@ -124,7 +125,8 @@ DIGITAL_TYPES = tuple(
 SUPPORTED = (
     "Dense, Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, SimpleRNN, "
     "LSTM, GRU, Embedding, EinsumDense (kernel axes: contracted, then output), "
-    "MultiHeadAttention as its EinsumDense projections; BatchNormalization "
+    "MultiHeadAttention and GroupQueryAttention as their EinsumDense "
+    "projections; BatchNormalization "
     "folded or kept digital"
 )
 

@@ -22,7 +22,9 @@ DEFAULT_LAYER_TYPES = (
     keras.layers.SeparableConv2D,
     keras.layers.RNN,  # SimpleRNN, LSTM, GRU and RNNs of custom cells.
     keras.layers.Bidirectional,
-    keras.layers.MultiHeadAttention,  # its query, key, value and output projections
+    # Attention: its query, key, value and output projections.
+    keras.layers.MultiHeadAttention,
+    keras.layers.GroupQueryAttention,
 )
 
 

@@ -142,9 +142,18 @@ def test_multi_input_layer_builds_from_all_inputs_and_takes_the_noise():
     assert np.array_equal(to_numpy(wrapper(query, value, training=True)), to_numpy(plain(query, value)))
 
 
-def test_wrap_takes_attention_layers_and_round_trips(tmp_path):
+ATTENTION = {
+    "multi_head": lambda: keras.layers.MultiHeadAttention(2, 4, name="mha"),
+    "group_query": lambda: keras.layers.GroupQueryAttention(
+        head_dim=4, num_query_heads=4, num_key_value_heads=2, name="mha"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ATTENTION)
+def test_wrap_takes_attention_layers_and_round_trips(kind, tmp_path):
     inputs = keras.Input((5, 6))
-    attended = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
+    attended = ATTENTION[kind]()(inputs, inputs)
     outputs = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(attended))
     model = keras.Model(inputs, outputs)
     robust = mat.wrap(model, noise=0.2, seed=0)

@@ -193,6 +193,18 @@ def test_multi_head_attention_exports_its_projections(setting, tmp_path):
     _assert_same_outputs(apply_tables(model, tables), snapped_model(model, tables), x)
 
 
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_group_query_attention_exports_its_projections(setting, tmp_path):
+    inputs = keras.Input((5, 8))
+    attention = L.GroupQueryAttention(head_dim=3, num_query_heads=4, num_key_value_heads=2, name="gqa")
+    model = _randomise_biases(keras.Model(inputs, attention(inputs, inputs), name="gqa_model"))
+    x = np.random.default_rng(2).normal(size=(4, 5, 8)).astype("float32")
+    tables = _export(model, tmp_path, setting)
+    projections = [f"gqa/{sub.name}" for sub in attention._layers if isinstance(sub, L.EinsumDense)]
+    assert [layer_table.name for layer_table in tables] == projections and len(projections) == 4
+    _assert_same_outputs(apply_tables(model, tables), snapped_model(model, tables), x)
+
+
 def test_wrapped_einsum_model_exports_its_clean_weights(tmp_path):
     model, x = einsum_model("MHA projection")
     robust = mat_keras.wrap(model, noise=0.1, seed=0)
