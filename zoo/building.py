@@ -8,6 +8,7 @@ its registry entry records the recipe, the file's sha256 and size, and that
 sweep. `mat-keras zoo build` is the command-line face of `build_weights`.
 """
 
+import importlib.metadata
 import os
 import platform
 
@@ -218,10 +219,8 @@ def _versions():
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-    if versions["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
+    # The backend's own framework: its package has the backend's name.
+    versions[versions["backend"]] = importlib.metadata.version(versions["backend"])
     return versions
 
 
