@@ -319,11 +319,6 @@ def deployment_sweep(
     times, settings = _check_arguments(times, draws, compensation, biases)
     family = resolve_device(device)
     simulator = family if isinstance(family, device_models.DeviceModel) else _WeightNoise(family)
-    if not model.compiled:
-        model.compile(
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
     variables = [
         v for v in perturbed_variables(model, batchnorm=batchnorm)
         if biases == "devices" or not is_bias(v)

@@ -44,7 +44,7 @@ import numpy as np
 from keras import ops
 
 from mat_keras import noise as noise_lib
-from mat_keras.errors import InvalidArgumentError, check_non_negative
+from mat_keras.errors import InvalidArgumentError, check_non_negative, check_number
 from mat_keras.levels import Levels, check_count
 
 #: Seconds in the units `parse_time` and the tables use.
@@ -64,21 +64,6 @@ def _sub_seed(seed, stream):
     if isinstance(seed, int) and not isinstance(seed, bool):
         return seed * 7 + stream * 1_000_003
     return seed
-
-
-def _check_number(value, name, minimum=None, strict=False):
-    if isinstance(value, bool):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise InvalidArgumentError(f"{name} must be finite, got {value!r}.")
-    if minimum is not None and (number < minimum or (strict and number == minimum)):
-        relation = ">" if strict else ">="
-        raise InvalidArgumentError(f"{name} must be {relation} {minimum:g}, got {value!r}.")
-    return number
 
 
 def check_time(value, name="time"):
@@ -165,25 +150,8 @@ def _register_component(alias):
     return decorator
 
 
-class Component:
+class Component(noise_lib.Configurable):
     """Base of the parts of a device model: plain, serialisable settings."""
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, repr(self.get_config())))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def serialize_component(component):
@@ -238,7 +206,7 @@ def _polynomial_coefficients(sd):
     if isinstance(sd, (list, tuple, np.ndarray)):
         if len(sd) == 0:
             raise InvalidArgumentError("The programming-noise sd polynomial needs a coefficient.")
-        return [_check_number(c, "each sd coefficient") for c in sd]
+        return [check_number(c, "each sd coefficient") for c in sd]
     return [noise_lib.check_sd(sd, "programming noise sd")]
 
 
@@ -400,7 +368,7 @@ class Drift(Component):
             "a negative mean would make conductances grow after programming.",
         )
         self.nu_sd = _state_function(nu_sd, "Drift nu_sd", "Drift nu_sd must be >= 0, got {!r}.")
-        self.t0 = _check_number(t0, "Drift t0", minimum=0.0, strict=True)
+        self.t0 = check_number(t0, "Drift t0", minimum=0.0, strict=True)
 
     def exponents(self, target, seed=None):
         """Draws one drift exponent per device (clipped at 0) for target conductances."""
@@ -430,13 +398,13 @@ def _state_function(value, name, negative_message):
                 f"{name} must be a number or (a, b, low, high) for clip(a + b ln g, low, high); "
                 f"got {value!r}."
             )
-        a, b, low, high = (_check_number(v, name) for v in value)
+        a, b, low, high = (check_number(v, name) for v in value)
         if low < 0:
             raise InvalidArgumentError(negative_message.format(value))
         if high < low:
             raise InvalidArgumentError(f"{name}: high must be >= low, got {value!r}.")
         return [a, b, low, high]
-    number = _check_number(value, name)
+    number = check_number(value, name)
     if number < 0:
         raise InvalidArgumentError(negative_message.format(value))
     return number
@@ -482,10 +450,10 @@ class ReadNoise(Component):
 
     def __init__(self, sd=0.01, exponent=0.0, max_sd=None, t_read=None):
         self.sd = noise_lib.check_sd(sd, "read noise sd")
-        self.exponent = _check_number(exponent, "read noise exponent", minimum=0.0)
+        self.exponent = check_number(exponent, "read noise exponent", minimum=0.0)
         self.max_sd = None if max_sd is None else noise_lib.check_sd(max_sd, "read noise max_sd")
         self.t_read = (
-            None if t_read is None else _check_number(t_read, "t_read", minimum=0.0, strict=True)
+            None if t_read is None else check_number(t_read, "t_read", minimum=0.0, strict=True)
         )
 
     def time_factor(self, time):
@@ -612,7 +580,7 @@ class DeviceModel(noise_lib.NoiseModel):
         self.drift = get_component(drift, Drift, "drift")
         self.read_noise = get_component(read, ReadNoise, "read")
         self._levels_argument = levels
-        self._g_min_argument = _check_number(g_min, "g_min", minimum=0.0)
+        self._g_min_argument = check_number(g_min, "g_min", minimum=0.0)
         if self._g_min_argument >= 1:
             raise InvalidArgumentError(f"g_min is a fraction of g_max and must be < 1, got {g_min!r}.")
         measured_levels = getattr(self.programming, "device_levels", None)

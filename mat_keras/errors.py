@@ -33,6 +33,36 @@ class ModelFileError(MatKerasError, OSError):
     """A model or weight file cannot be read."""
 
 
+def check_number(value, name, minimum=None, strict=False):
+    """Returns `value` as a finite float, optionally bounded below.
+
+    Args:
+        value: the value to check.
+        name: the argument's name, for the message.
+        minimum: None, or the smallest value allowed.
+        strict: `minimum` itself is not allowed.
+
+    Returns:
+        `float(value)`.
+
+    Raises:
+        InvalidArgumentError: a bool, not a number, non-finite, or below
+            the minimum.
+
+    Example:
+
+    >>> check_number(0.5, "nu_sd", minimum=0.0)
+    0.5
+    """
+    number = _to_float(value, name, "number")
+    if not math.isfinite(number):
+        raise InvalidArgumentError(f"{name} must be finite, got {value!r}.")
+    if minimum is not None and (number < minimum or (strict and number == minimum)):
+        relation = ">" if strict else ">="
+        raise InvalidArgumentError(f"{name} must be {relation} {minimum:g}, got {value!r}.")
+    return number
+
+
 def check_non_negative(value, name, unit="number"):
     """Returns `value` as a float after checking it is a finite number >= 0.
 
@@ -59,12 +89,17 @@ def check_non_negative(value, name, unit="number"):
     Traceback (most recent call last):
     InvalidArgumentError: time must be a finite number of seconds >= 0, got -1.
     """
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a {unit}, got {value!r}.") from None
+    number = _to_float(value, name, unit)
     if not math.isfinite(number) or number < 0:
         raise InvalidArgumentError(f"{name} must be a finite {unit} >= 0, got {value!r}.")
     return number
+
+
+def _to_float(value, name, unit):
+    """`float(value)`; a bool or a non-number is an InvalidArgumentError naming `unit`."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a {unit}, got {value!r}.") from None

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from keras import ops
 
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.errors import InvalidArgumentError, check_number
 
 #: The largest number of levels; indices then still fit in `uint16`.
 MAX_LEVELS = 65536
@@ -72,16 +72,6 @@ def check_count(count, name="levels"):
             f"{name} must be between 2 and {MAX_LEVELS} levels, got {count}."
         )
     return int(count)
-
-
-def _check_bound(value, name):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise InvalidArgumentError(f"{name} must be finite, got {value!r}.")
-    return number
 
 
 class Levels:
@@ -156,8 +146,8 @@ class Levels:
         >>> Levels.uniform(0.0, 1.0, 3).values
         array([0. , 0.5, 1. ])
         """
-        low = _check_bound(low, "low")
-        high = _check_bound(high, "high")
+        low = check_number(low, "low")
+        high = check_number(high, "high")
         if not low < high:
             raise InvalidArgumentError(
                 f"The lowest level must be below the highest, got {low!r} >= {high!r}."
@@ -235,7 +225,7 @@ class Levels:
         >>> Levels.uniform(1e-6, 4e-6, 4).scaled(1e6).values
         array([1., 2., 3., 4.])
         """
-        factor = _check_bound(factor, "factor")
+        factor = check_number(factor, "factor")
         if factor <= 0:
             raise InvalidArgumentError(f"factor must be > 0, got {factor!r}.")
         if self._uniform:

@@ -78,7 +78,31 @@ def _dtype_of(weights):
     return keras.backend.standardize_dtype(weights.dtype)
 
 
-class NoiseModel:
+class Configurable:
+    """Plain settings that are their config: equality, hash and repr from it.
+
+    The base of noise models and of a device model's components.
+    """
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(sorted(self.get_config().items()))))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class NoiseModel(Configurable):
     """Base class of weight noise models.
 
     Subclasses implement `perturbation(weights, seed)` with `keras.ops` and
@@ -136,25 +160,6 @@ class NoiseModel:
             )
         config["sd"] = sd
         return type(self).from_config(config)
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and (
-            self.get_config() == other.get_config()
-        )
-
-    def __hash__(self):
-        return hash((type(self).__name__, repr(sorted(self.get_config().items()))))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 _SCALES = ("range", "max_abs", "absolute")

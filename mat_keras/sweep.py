@@ -296,10 +296,12 @@ def make_evaluator(model, x, y=None, batch_size=256):
 
     Sweeps evaluate the same data dozens of times with other weights: arrays
     are batched once (`backend_utils.array_batches`) and the compiled
-    evaluation is reused.
+    evaluation is reused. An uncompiled model is compiled with sparse
+    categorical cross-entropy on logits and accuracy.
 
     Args:
-        model: a compiled Keras classifier with an accuracy metric.
+        model: a Keras classifier, uncompiled or compiled with an accuracy
+            metric.
         x: inputs (array) or a dataset / PyDataset of `(x, y)` batches.
         y: integer labels when `x` is an array.
         batch_size: batch size for array inputs.
@@ -317,6 +319,11 @@ def make_evaluator(model, x, y=None, batch_size=256):
     >>> evaluate = make_evaluator(model, x_test, y_test)
     >>> accuracy, loss = evaluate()
     """
+    if not model.compiled:
+        model.compile(
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
     if y is not None:
         x = array_batches(x, y, batch_size)
     key = None
@@ -429,11 +436,6 @@ def robustness_sweep(
     """
     sds = _check_levels(sds, draws)
     family = noise_lib.get(noise)
-    if not model.compiled:
-        model.compile(
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
     variables = perturbed_variables(model, batchnorm=batchnorm)
     clean = [keras.ops.convert_to_tensor(keras.ops.convert_to_numpy(v)) for v in variables]
     generator = keras.random.SeedGenerator(seed)

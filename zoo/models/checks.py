@@ -12,6 +12,14 @@ def is_size(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
+def as_tuple(value):
+    """Returns `value` as a tuple, or None when it is not iterable (a shape check's first step)."""
+    try:
+        return tuple(value)
+    except TypeError:
+        return None
+
+
 def is_number(value):
     """True for a finite int or float (bools excluded)."""
     return (

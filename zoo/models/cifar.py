@@ -7,7 +7,7 @@ them and output logits for CIFAR-10 or CIFAR-100 (`num_classes=100`).
 import keras
 
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.zoo.models.checks import check_num_classes, is_number, is_size
+from mat_keras.zoo.models.checks import as_tuple, check_num_classes, is_number, is_size
 from mat_keras.zoo.weights import load_zoo_weights
 
 # The seed's CIFAR table of inverted-residual stages: expansion t, output
@@ -194,10 +194,7 @@ def _conv_bn(x, filters, kernel_size, name, activation=True):
 
 def _check_image_shape(input_shape, min_size):
     """Returns `input_shape` as a tuple `(height, width, channels)` or raises."""
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        shape = None
+    shape = as_tuple(input_shape)
     if (
         shape is None
         or len(shape) != 3

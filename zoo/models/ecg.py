@@ -8,7 +8,7 @@ steps at 360 Hz, either the `"delta"` encoding (4 binary event channels) or the
 import keras
 
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.zoo.models.checks import check_num_classes, check_units, is_size
+from mat_keras.zoo.models.checks import as_tuple, check_num_classes, check_units, is_size
 from mat_keras.zoo.models.spiking import (
     LeakyReadoutCell,
     LIFCell,
@@ -158,10 +158,7 @@ def ecg_srnn(
 
 def _check_sequence_shape(input_shape):
     """Returns `input_shape` as a tuple `(time_steps, channels)` or raises."""
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        shape = None
+    shape = as_tuple(input_shape)
     if (
         shape is None
         or len(shape) != 2
