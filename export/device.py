@@ -23,7 +23,8 @@ conductances between the device's lowest level `g_lo` and highest level
 
 import numpy as np
 
-from mat_keras.errors import InvalidArgumentError, check_non_negative
+from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_non_negative
 from mat_keras.levels import Levels, check_count
 
 SCHEMES = ("differential", "offset")

@@ -44,7 +44,8 @@ import numpy as np
 from keras import ops
 
 from mat_keras import noise as noise_lib
-from mat_keras.errors import InvalidArgumentError, check_non_negative, check_number
+from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_non_negative, check_number
 from mat_keras.levels import Levels, check_count
 
 #: Seconds in the units `parse_time` and the tables use.

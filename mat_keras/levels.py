@@ -27,7 +27,8 @@ import math
 import numpy as np
 from keras import ops
 
-from mat_keras.errors import InvalidArgumentError, check_number
+from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_number
 
 #: The largest number of levels; indices then still fit in `uint16`.
 MAX_LEVELS = 65536

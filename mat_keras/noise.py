@@ -15,7 +15,8 @@ training), an integer gives the same draw every time.
 import keras
 from keras import ops
 
-from mat_keras.errors import InvalidArgumentError, check_non_negative
+from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_non_negative
 
 _ALIASES = {}
 
