@@ -22,13 +22,13 @@ more of the pipeline, so its ratio is the stricter test.
 
 import argparse
 import tempfile
-import time
 
 import keras
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mat_keras import zoo
+from timing import Stopwatch
 
 BATCH = 128
 
@@ -66,21 +66,22 @@ def build_model(kind):
 
 def timed_epoch(model, dataset):
     """Returns the seconds one epoch of `model.fit` takes on `dataset`."""
-    start = time.perf_counter()
-    # The datasets shuffle themselves; fit's own shuffle flag does not apply.
-    model.fit(dataset, epochs=1, shuffle=False, verbose=0)
-    return time.perf_counter() - start
+    with Stopwatch() as watch:
+        # The datasets shuffle themselves; fit's own shuffle flag does not apply.
+        model.fit(dataset, epochs=1, shuffle=False, verbose=0)
+    return watch.seconds
 
 
 def batches_per_second(dataset, epochs=3):
     """The pipeline's own throughput, with no model to feed."""
     for _ in dataset:  # warm-up: start the threads, trace the map
         pass
-    start, batches = time.perf_counter(), 0
-    for _ in range(epochs):
-        for _ in dataset:
-            batches += 1
-    return batches / (time.perf_counter() - start)
+    batches = 0
+    with Stopwatch() as watch:
+        for _ in range(epochs):
+            for _ in dataset:
+                batches += 1
+    return batches / watch.seconds
 
 
 def main():

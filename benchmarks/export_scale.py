@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 
 TARGET_SECONDS = 10.0
@@ -91,6 +90,7 @@ def measure(weights, kind="mixed"):
     """Runs in the subprocess: builds, exports twice, returns the figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from mat_keras import export
+    from timing import Stopwatch
 
     model = build_model(weights, kind)
     count = sum(int(math.prod(w.shape)) for w in model.weights if len(w.shape) > 1)
@@ -104,9 +104,9 @@ def measure(weights, kind="mixed"):
         times = []
         for run in range(REPEATS):
             out = os.path.join(workdir, f"run{run}")
-            start = time.perf_counter()
-            export.conductance_tables(model, out, device=device, formats=("npz",))
-            times.append(time.perf_counter() - start)
+            with Stopwatch() as watch:
+                export.conductance_tables(model, out, device=device, formats=("npz",))
+            times.append(watch.seconds)
             if run == 0:
                 # Peak of the first run only: later runs may reuse freed memory.
                 peak = _status_kib("VmHWM") if reset else None

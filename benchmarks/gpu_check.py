@@ -16,9 +16,7 @@ Run through `benchmarks/gpu_check.sh`, or directly with KERAS_BACKEND=jax.
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -27,19 +25,7 @@ import numpy as np  # noqa: E402
 
 import mat_keras as mat  # noqa: E402
 from mat_keras import zoo  # noqa: E402
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Wall time per epoch; epochs are short and synchronised by the loss read."""
-
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
+from timing import EpochTimer, Stopwatch, median_ms  # noqa: E402
 
 
 def keras_step_times(batch, steps, epochs, noise_sd):
@@ -56,9 +42,9 @@ def keras_step_times(batch, steps, epochs, noise_sd):
     results = {}
     for label, gate in (("clean", 0.0), ("mat", 1.0)):
         mat.set_noise_gate(model, gate)
-        timer = StepTimer()
+        timer = EpochTimer()  # epochs are short and synchronised by the loss read
         model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False, callbacks=[timer])
-        results[label] = 1e3 * statistics.median(timer.times[1:]) / steps
+        results[label] = median_ms(timer.times[1:], per=steps)
     return results, model, (x, y)
 
 
@@ -81,12 +67,12 @@ def torch_step_times(batch, steps, epochs, noise_sd):
         for _ in range(epochs):
             if device == "cuda":
                 torch.cuda.synchronize()
-            start = time.perf_counter()
-            for i in range(steps):
-                loss = step(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch])
-            loss.item()
-            times.append(time.perf_counter() - start)
-        results[label] = 1e3 * statistics.median(times[1:]) / steps
+            with Stopwatch() as watch:
+                for i in range(steps):
+                    loss = step(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch])
+                loss.item()
+            times.append(watch.seconds)
+        results[label] = median_ms(times[1:], per=steps)
     return results
 
 
@@ -95,9 +81,9 @@ def sweep_throughput(model, images, draws):
     x = rng.normal(size=(images, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, images)
     mat.robustness_sweep(model, x, y, sds=[0.0], draws=1, batch_size=1000, verbose=0)  # trace
-    start = time.perf_counter()
-    mat.robustness_sweep(model, x, y, draws=draws, batch_size=1000, verbose=0)
-    seconds = time.perf_counter() - start
+    with Stopwatch() as watch:
+        mat.robustness_sweep(model, x, y, draws=draws, batch_size=1000, verbose=0)
+    seconds = watch.seconds
     return {"draws_per_s": 7 * draws / seconds, "images_per_s": 7 * draws * images / seconds, "seconds": seconds}
 
 

@@ -32,7 +32,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
 NOISE_SD = 0.2
@@ -74,6 +73,7 @@ def worker(args):
 
     import mat_keras as mat
     import torch_peer
+    from timing import EpochTimer, Stopwatch
     from mat_keras import zoo
 
     data = zoo.load_dataset("mnist-5k")
@@ -96,41 +96,28 @@ def worker(args):
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     generator = torch.Generator().manual_seed(0)
 
-    def torch_epoch():
-        start = time.perf_counter()
-        order = torch.randperm(len(tx), generator=generator)
-        for i in range(0, len(tx), BATCH_SIZE):
-            index = order[i:i + BATCH_SIZE]
-            step(tx[index], ty[index])
-        return time.perf_counter() - start
+    torch_times = []
 
-    class Interleave(keras.callbacks.Callback):
-        """Times each Keras epoch, then trains and times one PyTorch epoch.
+    def torch_epoch(epoch):
+        with Stopwatch() as watch:
+            order = torch.randperm(len(tx), generator=generator)
+            for i in range(0, len(tx), BATCH_SIZE):
+                index = order[i:i + BATCH_SIZE]
+                step(tx[index], ty[index])
+        torch_times.append(watch.seconds)
 
-        One `fit` call for the whole run: each `fit` call retraces the train
-        step (WeightClip adds its constraints then), and on JAX the new
-        function compiles inside its first epoch.
-        """
-
-        def __init__(self):
-            super().__init__()
-            self.keras_times, self.torch_times = [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.keras_times.append(time.perf_counter() - self.start)
-            self.torch_times.append(torch_epoch())
-
-    timer = Interleave()
+    # Each Keras epoch is timed, then one PyTorch epoch trains and is timed.
+    # One `fit` call for the whole run: each `fit` call retraces the train
+    # step (WeightClip adds its constraints then), and on JAX the new
+    # function compiles inside its first epoch.
+    timer = EpochTimer(after_epoch=torch_epoch)
     robust.fit(
         x, y, batch_size=BATCH_SIZE, epochs=args.rounds + 1, verbose=0,
         callbacks=[mat.WeightClip(CLIP_W), timer],
     )
     # The first epoch of each is the warm-up: tracing, compilation, allocators.
-    keras_times = timer.keras_times[1:]
-    torch_times = timer.torch_times[1:]
+    keras_times = timer.times[1:]
+    torch_times = torch_times[1:]
 
     keras_pred = keras.ops.convert_to_numpy(robust.predict(x_test, batch_size=256, verbose=0))
     with torch.no_grad():

@@ -13,7 +13,6 @@ Run: python benchmarks/sweep_overhead.py [--rounds 3]
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -22,6 +21,7 @@ import numpy as np  # noqa: E402
 
 import mat_keras as mat  # noqa: E402
 from mat_keras import zoo  # noqa: E402
+from timing import Stopwatch  # noqa: E402
 
 SDS = [0.0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3]
 DRAWS = 10
@@ -43,18 +43,18 @@ def main():
     mat.robustness_sweep(model, batches, sds=[0.1], draws=1, verbose=0)  # compile the draws
     times = {"clean": [], "sweep": [], "arrays": []}
     for _ in range(args.rounds):
-        start = time.perf_counter()
-        for _ in range(len(SDS) * DRAWS):
-            model.evaluate(batches, verbose=0, return_dict=True)
-        times["clean"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        mat.robustness_sweep(model, batches, sds=SDS, draws=DRAWS, verbose=0)
-        times["sweep"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        mat.robustness_sweep(
-            model, data.x_test, data.y_test, sds=SDS, draws=DRAWS, batch_size=args.batch_size, verbose=0
-        )
-        times["arrays"].append(time.perf_counter() - start)
+        with Stopwatch() as watch:
+            for _ in range(len(SDS) * DRAWS):
+                model.evaluate(batches, verbose=0, return_dict=True)
+        times["clean"].append(watch.seconds)
+        with Stopwatch() as watch:
+            mat.robustness_sweep(model, batches, sds=SDS, draws=DRAWS, verbose=0)
+        times["sweep"].append(watch.seconds)
+        with Stopwatch() as watch:
+            mat.robustness_sweep(
+                model, data.x_test, data.y_test, sds=SDS, draws=DRAWS, batch_size=args.batch_size, verbose=0
+            )
+        times["arrays"].append(watch.seconds)
     clean, sweep, arrays = (float(np.median(times[k])) for k in ("clean", "sweep", "arrays"))
     print(f"backend={keras.backend.backend()}  {len(SDS)} levels x {DRAWS} draws, "
           f"{len(data.y_test)} test images, batch {args.batch_size}, rounds={args.rounds}")

@@ -21,7 +21,6 @@ Usage:
 import argparse
 import os
 import statistics
-import time
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -31,6 +30,7 @@ import numpy as np  # noqa: E402
 
 import mat_keras as mat  # noqa: E402
 from mat_keras import zoo  # noqa: E402
+from timing import Stopwatch  # noqa: E402
 
 
 def parse_args():
@@ -96,11 +96,11 @@ def compiled(model):
 
 def time_steps(model, x, y, iters):
     """Wall and process CPU seconds per train step, over `iters` steps."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(iters):
-        loss = model.train_on_batch(x, y)
-    float(loss)  # wait for the last step
-    return (time.perf_counter() - wall) / iters, (time.process_time() - cpu) / iters
+    with Stopwatch() as watch:
+        for _ in range(iters):
+            loss = model.train_on_batch(x, y)
+        float(loss)  # wait for the last step
+    return watch.seconds / iters, watch.cpu_seconds / iters
 
 
 def measure(build, x, y, args):

@@ -12,16 +12,37 @@ model and of the model re-imported from the tables.
 With `--task --programming-noise pcm --time 1y`, the re-imported model is
 programmed on a device model and read a year later (see `export.apply`).
 
-`mat_keras.cli` creates the parser and calls `add_arguments` and `run`;
-bad input raises `MatKerasError` subclasses, which it reports in one sentence
-with exit status 2.
+`mat_keras.cli` adds the subcommand with `add_parser`, whose handler is
+`run`; bad input raises `MatKerasError` subclasses, which it reports in one
+sentence with exit status 2.
 """
 
 import os
 
 import numpy as np
 
-from mat_keras.errors import InvalidArgumentError, MatKerasError
+from mat_keras import zoo
+from mat_keras.deployment import format_time
+from mat_keras.device_models import DeviceModel
+from mat_keras.errors import InvalidArgumentError
+from mat_keras.export import apply_tables, conductance_tables
+from mat_keras.export.apply import resolve_programming
+from mat_keras.export.device import Device
+from mat_keras.export.weights import plain_model
+from mat_keras.io_utils import load_model_file
+from mat_keras.validation import check_seed
+from mat_keras.zoo import tasks
+
+
+def add_parser(subparsers):
+    """Adds the `export` subcommand to `subparsers`, with `run` as its handler."""
+    parser = subparsers.add_parser(
+        "export",
+        help="quantised conductance tables for a chip",
+        description="Map a trained model's weights onto memristor conductance levels and tiles.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
 
 
 def add_arguments(parser):
@@ -125,15 +146,12 @@ def run(args):
         MatKerasError: bad options, an unreadable model, an existing folder,
             an unsupported layer, or a dataset that cannot be loaded.
     """
-    from mat_keras.export import apply_tables, conductance_tables
-    from mat_keras.export.device import Device
-    from mat_keras.export.weights import plain_model
-
     # Options are checked before the model loads: a typo fails fast.
     device = Device(args.g_min, args.g_max, parse_levels(args.levels), args.scheme)
     programming = _programming(args, device)
+    check_seed(args.seed, "--seed", allow_none=False)
     # A wrapped (NoisyWeights) model is judged by its clean weights.
-    model = plain_model(_load_model(args.model))
+    model = plain_model(load_model_file(args.model))
     summary = conductance_tables(
         model,
         args.out_dir,
@@ -167,8 +185,6 @@ def run(args):
 
 def _programming(args, device):
     """Checks the re-import options before anything loads; returns `resolve_programming`'s triple."""
-    from mat_keras.export.apply import resolve_programming
-
     given = {
         "--programming-noise": args.programming_noise is not None,
         "--time": args.time is not None,
@@ -187,9 +203,6 @@ def _programming(args, device):
 
 def _describe(args, programming):
     """The re-import's programming noise, for the accuracy line ("" without noise)."""
-    from mat_keras.deployment import format_time
-    from mat_keras.device_models import DeviceModel
-
     noise, time, compensation = programming
     if noise is None:
         return ""
@@ -203,21 +216,11 @@ def _describe(args, programming):
     )
 
 
-def _load_model(path):
-    from mat_keras.cli import load_model_file
-
-    return load_model_file(path)
-
-
 def _load_data(name, data_dir):
-    from mat_keras import zoo
-
     # A task name of the zoo (as `mat-keras train --task`) or a dataset name.
     try:
-        from mat_keras.zoo import tasks
-
         name = tasks.get_task(name).dataset
-    except (ImportError, MatKerasError, KeyError):  # not a task: a dataset name
+    except InvalidArgumentError:  # not a task: a dataset name
         pass
     return zoo.load_dataset(name, data_dir=data_dir)
 

@@ -12,6 +12,7 @@ import numpy as np
 from mat_keras.export import folding, layouts
 from mat_keras.export.errors import UnsupportedLayerError
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.wrapping import noisy_layers, strip
 
 BIAS_MODES = ("digital", "row")
 
@@ -48,10 +49,6 @@ def plain_model(model):
         raise InvalidArgumentError(
             f"Model '{model.name}' is not built; call it on data or give it an Input first."
         )
-    try:
-        from mat_keras.wrapping import noisy_layers, strip
-    except ImportError:  # The wrapper is optional for plain models.
-        return model
     if noisy_layers(model):
         return strip(model)
     return model

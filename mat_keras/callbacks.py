@@ -3,13 +3,8 @@
 import keras
 
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_integer, check_seed
 from mat_keras.wrapping import noisy_layers, set_noise_gate
-
-
-def _check_epochs(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidArgumentError(f"{name} must be an integer >= 0, got {value!r}.")
-    return value
 
 
 class TwoPhaseSchedule(keras.callbacks.Callback):
@@ -35,8 +30,8 @@ class TwoPhaseSchedule(keras.callbacks.Callback):
 
     def __init__(self, clean_epochs, ramp_epochs=0):
         super().__init__()
-        self.clean_epochs = _check_epochs(clean_epochs, "clean_epochs")
-        self.ramp_epochs = _check_epochs(ramp_epochs, "ramp_epochs")
+        self.clean_epochs = check_integer(clean_epochs, "clean_epochs", minimum=0)
+        self.ramp_epochs = check_integer(ramp_epochs, "ramp_epochs", minimum=0)
         self._gate = 0.0
 
     def gate_at(self, epoch):
@@ -94,13 +89,9 @@ class NoiseFineTuning(keras.callbacks.Callback):
         self.noise = noise_lib.get(noise)
         if self.noise is None:
             raise InvalidArgumentError("NoiseFineTuning needs a noise model, got None.")
-        self.epochs = None if epochs is None else _check_epochs(epochs, "epochs")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise InvalidArgumentError(f"every must be an integer >= 1, got {every!r}.")
-        self.every = every
-        if seed is not None and not isinstance(seed, int):
-            raise InvalidArgumentError(f"seed must be an integer or None, got {seed!r}.")
-        self.seed = seed
+        self.epochs = None if epochs is None else check_integer(epochs, "epochs", minimum=0)
+        self.every = check_integer(every, "every")
+        self.seed = check_seed(seed)
         self.batchnorm = bool(batchnorm)
         self.perturbations = 0
         self._active = False

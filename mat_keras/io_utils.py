@@ -1,8 +1,12 @@
-"""File helpers: writes that never leave a half-written file behind."""
+"""File helpers: writes that never leave a half-written file behind, and model reads that fail in one sentence."""
 
 import contextlib
 import os
 import tempfile
+
+import keras
+
+from mat_keras.errors import ModelFileError
 
 
 @contextlib.contextmanager
@@ -77,3 +81,30 @@ class _AtomicPath:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.tmp)
         return False
+
+
+def load_model_file(path):
+    """Loads a `.keras` model, turning any failure into one clear sentence.
+
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        ModelFileError: the file is missing, not a Keras model, or damaged.
+
+    Example:
+
+    >>> model = load_model_file("runs/mnist-5k/mat.keras")
+    """
+    if not os.path.isfile(path):
+        raise ModelFileError(f"No model file at {path!r}.")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types for a bad file.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(
+            f"Cannot read {path!r} as a Keras model ({reason[:200]})."
+        ) from error

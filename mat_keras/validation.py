@@ -144,15 +144,20 @@ def check_integer(value, name, minimum=1, maximum=None):
     10
     >>> check_integer(0, "draws")
     Traceback (most recent call last):
-    InvalidArgumentError: draws must be an integer >= 1, got 0.
+    InvalidArgumentError: draws must be >= 1, got 0.
+    >>> check_integer(2.0, "draws")
+    Traceback (most recent call last):
+    InvalidArgumentError: draws must be an integer >= 1, got 2.0.
     """
     if not is_integer(value):
         bound = "" if minimum is None else f" >= {minimum}"
         raise InvalidArgumentError(f"{name} must be an integer{bound}, got {value!r}.")
+    # An integer out of range: the message names only the bound it missed
+    # (the CLIs' options are integers already, so "must be >= 1" is the news).
     if minimum is not None and value < minimum:
-        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value!r}.")
     if maximum is not None and value > maximum:
-        raise InvalidArgumentError(f"{name} must be an integer <= {maximum}, got {value!r}.")
+        raise InvalidArgumentError(f"{name} must be <= {maximum}, got {value!r}.")
     return int(value)
 
 

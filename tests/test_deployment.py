@@ -350,7 +350,7 @@ def test_the_pcm_preset_costs_the_clean_mlp_little_over_a_year(mnist, clean_8):
 
 @pytest.mark.slow
 def test_qat_accuracy_rises_with_the_number_of_levels(mnist, clean_8):
-    # A fast version of benchmarks/qat_levels.py (README): one QAT epoch from a
+    # A fast version of benchmarks/experiments/qat_levels.py (README): one QAT epoch from a
     # clean start for each number of levels, evaluated with quantised weights. The
     # steps are a fraction of a point after one epoch, below the resolution of
     # 1,000 test digits, so the accuracy is taken over all 5,000 mnist-5k digits.

@@ -4,13 +4,24 @@
     mat-keras zoo download NAME [--base-url URL] [--registry PATH]
     mat-keras zoo build NAME [--out-dir DIR] [--registry PATH] [--epochs N] [--clean-epochs N] [--seed S]
 
-`mat_keras.cli` adds these to its `zoo` subcommand with `add_arguments` and
-calls `run`; errors are `MatKerasError`s, which it prints as one sentence.
+`mat_keras.cli` adds the `zoo` subcommand with `add_parser`, whose handler
+is `run`; errors are `MatKerasError`s, which it prints as one sentence.
 """
 
 import os
 
+from mat_keras.validation import check_integer, check_seed
+from mat_keras.zoo import building, weights
+from mat_keras.zoo import registry as registry_lib
+
 _LIST_SDS = (0.0, 0.1, 0.2)
+
+
+def add_parser(subparsers):
+    """Adds the `zoo` subcommand to `subparsers`, with `run` as its handler."""
+    parser = subparsers.add_parser("zoo", help="pretrained weights: list, download, build")
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
 
 
 def add_arguments(parser):
@@ -61,9 +72,6 @@ def _add_registry_argument(parser):
 
 
 def _run_list(args):
-    from mat_keras.zoo import registry as registry_lib
-    from mat_keras.zoo import weights
-
     registry = registry_lib.Registry.load(args.registry)
     print(format_registry(registry, lambda entry: weights.weights_status(entry, registry)))
     if not registry.entries:
@@ -98,9 +106,6 @@ def format_registry(registry, status):
 
 
 def _run_download(args):
-    from mat_keras.zoo import registry as registry_lib
-    from mat_keras.zoo import weights
-
     registry = registry_lib.Registry.load(args.registry)
     entry = registry.get(args.name)
     path = weights.fetch_entry(entry, registry, base_url=args.base_url)
@@ -110,13 +115,8 @@ def _run_download(args):
 
 
 def _run_build(args):
-    from mat_keras.errors import InvalidArgumentError
-    from mat_keras.zoo import building
-
-    if args.draws < 1:
-        raise InvalidArgumentError(f"--draws must be >= 1, got {args.draws}.")
-    if args.seed < 0:
-        raise InvalidArgumentError(f"--seed must be >= 0, got {args.seed}.")
+    check_integer(args.draws, "--draws")
+    check_seed(args.seed, "--seed", allow_none=False)
     entries = building.build_weights(
         args.name,
         out_dir=args.out_dir,

@@ -268,8 +268,3 @@ class Registry:
         if variants:
             return f"the known weights are {names} (or the bare variants {', '.join(VARIANTS)})"
         return f"the known weights are {names}"
-
-
-def load_registry(path=None):
-    """Reads a registry file; None reads the package's. See `Registry.load`."""
-    return Registry.load(path)

@@ -101,21 +101,12 @@ def load_zoo_weights(model, weights, model_name, *, registry=None, base_url=None
         ) from None
 
 
-def resolve_weights(weights, model_name, *, registry=None, base_url=None):
-    """Returns the local path of the file `weights` names (see `load_zoo_weights`).
+def _resolve(weights, model_name, registry, base_url):
+    """Returns `(local path, registry entry or None for a local file)`.
 
     Registry names win over files of the same name in the working folder,
     as `keras.applications` treats `"imagenet"`.
-
-    Raises:
-        InvalidArgumentError, ModelFileError, DataUnavailableError: as
-            `load_zoo_weights`.
     """
-    return _resolve(weights, model_name, registry, base_url)[0]
-
-
-def _resolve(weights, model_name, registry, base_url):
-    """Returns `(local path, registry entry or None for a local file)`."""
     if not isinstance(weights, (str, os.PathLike)):
         raise InvalidArgumentError(
             f"{model_name}(weights=...) takes None, a registry name or the path of a "

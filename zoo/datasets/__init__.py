@@ -25,8 +25,8 @@ Labels are int64 everywhere.
 import inspect
 
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_seed
 from mat_keras.zoo.datasets.base import Dataset
-from mat_keras.zoo.datasets.base import check_seed
 from mat_keras.zoo.datasets.cifar import load_cifar10
 from mat_keras.zoo.datasets.cifar import load_cifar100
 from mat_keras.zoo.datasets.mitbih import load_mitbih
@@ -88,7 +88,7 @@ def load_dataset(name, *, data_dir=None, seed=0, **options):
             f"load_dataset({name!r}) does not take {', '.join(unknown)}; it takes "
             f"{', '.join(sorted(accepted)) or 'no options'}."
         )
-    return loader(seed=check_seed(seed), **options)
+    return loader(seed=check_seed(seed, allow_none=False), **options)
 
 
 __all__ = ["DATASETS", "Dataset", "load_dataset"]

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_integer, check_seed
 
 FORMATS = ("tf", "numpy")
 
@@ -143,10 +144,10 @@ class Dataset:
         ((128, 32, 32, 3), dtype('float32'), dtype('int64'))
         >>> model.fit(batches, epochs=10, shuffle=False)
         """
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_integer(batch_size, "batch_size")
         format = _check_format(format)
         augment = self._check_augment(augment, format)
-        seed = self.seed if seed is None else check_seed(seed)
+        seed = self.seed if seed is None else check_seed(seed, allow_none=False)
         if format == "numpy":
             return NumpyBatches(
                 self.x_train,
@@ -178,7 +179,7 @@ class Dataset:
 
         >>> model.evaluate(data.test_dataset(512))
         """
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_integer(batch_size, "batch_size")
         if _check_format(format) == "numpy":
             return NumpyBatches(self.x_test, self.y_test, batch_size, preprocess=self.preprocess)
         import tensorflow as tf
@@ -356,17 +357,3 @@ def _check_format(format):
     if not isinstance(format, str) or format not in FORMATS:
         raise InvalidArgumentError(f"format must be 'tf', 'numpy' or None, not {format!r}.")
     return format
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be an integer of at least 1, not {batch_size!r}.")
-    return int(batch_size)
-
-
-def check_seed(seed):
-    """Returns `seed` as an int, or raises InvalidArgumentError."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidArgumentError(f"seed must be a non-negative integer, not {seed!r}.")
-    return int(seed)
-

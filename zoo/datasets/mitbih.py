@@ -38,9 +38,9 @@ import numpy as np
 
 from mat_keras.errors import DataUnavailableError
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_integer, check_positive, check_seed
 from mat_keras.zoo.datasets._reason import short_reason
 from mat_keras.zoo.datasets.base import Dataset
-from mat_keras.zoo.datasets.base import check_seed
 from mat_keras.zoo.datasets.delta import delta_modulate
 from mat_keras.zoo.datasets.delta import delta_threshold
 from mat_keras.zoo.datasets.splits import stratified_split
@@ -90,16 +90,14 @@ def load_mitbih(*, records=(208,), data_dir=None, encoding="delta", seed=0, wind
     records = _check_records(records)
     if encoding not in ENCODINGS:
         raise InvalidArgumentError(f"encoding must be one of {', '.join(map(repr, ENCODINGS))}, not {encoding!r}.")
-    if isinstance(window_ms, bool) or not isinstance(window_ms, (int, float)) or not window_ms > 0:
-        raise InvalidArgumentError(f"window_ms must be a positive number of milliseconds, not {window_ms!r}.")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise InvalidArgumentError(f"steps must be an integer of at least 2, not {steps!r}.")
-    seed = check_seed(seed)
+    window_ms = check_positive(window_ms, "window_ms", "number of milliseconds")
+    steps = check_integer(steps, "steps", minimum=2)
+    seed = check_seed(seed, allow_none=False)
     folder = os.path.expanduser(data_dir) if data_dir is not None else _cached_records(records)
 
     xs, ys = [], []
     for record in records:
-        x, y = _record_examples(folder, record, encoding, window_ms, int(steps))
+        x, y = _record_examples(folder, record, encoding, window_ms, steps)
         xs.append(x)
         ys.append(y)
     x, y = np.concatenate(xs), np.concatenate(ys)

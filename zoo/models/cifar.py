@@ -7,7 +7,8 @@ them and output logits for CIFAR-10 or CIFAR-100 (`num_classes=100`).
 import keras
 
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.zoo.models.checks import as_tuple, check_num_classes, is_number, is_size
+from mat_keras.validation import check_integer, check_number, check_positive
+from mat_keras.zoo.models.shapes import as_tuple, is_size
 from mat_keras.zoo.weights import load_zoo_weights
 
 # The seed's CIFAR table of inverted-residual stages: expansion t, output
@@ -50,7 +51,7 @@ def cifar_cnn(num_classes=10, input_shape=(32, 32, 3), weights=None):
     >>> model.count_params()
     551914
     """
-    check_num_classes(num_classes)
+    check_integer(num_classes, "num_classes", minimum=2)
     input_shape = _check_image_shape(input_shape, min_size=8)
     layers = [keras.Input(input_shape)]
     for block, filters in enumerate(_CNN_FILTERS, start=1):
@@ -111,12 +112,10 @@ def cifar_mobilenetv2(
     >>> model.count_params()
     633604
     """
-    check_num_classes(num_classes)
-    if not is_number(width_multiplier) or not width_multiplier > 0:
-        raise InvalidArgumentError(
-            f"width_multiplier must be a positive number, got {width_multiplier!r}."
-        )
-    if not is_number(dropout) or not 0 <= dropout < 1:
+    check_integer(num_classes, "num_classes", minimum=2)
+    check_positive(width_multiplier, "width_multiplier")
+    # A dropout of 1 drops everything: the range is [0, 1), not a fraction's [0, 1].
+    if check_number(dropout, "dropout", minimum=0.0) >= 1:
         raise InvalidArgumentError(f"dropout must be in [0, 1), got {dropout!r}.")
     input_shape = _check_image_shape(input_shape, min_size=4)
 

@@ -8,7 +8,8 @@ steps at 360 Hz, either the `"delta"` encoding (4 binary event channels) or the
 import keras
 
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.zoo.models.checks import as_tuple, check_num_classes, check_units, is_size
+from mat_keras.validation import check_integer
+from mat_keras.zoo.models.shapes import as_tuple, is_size
 from mat_keras.zoo.models.spiking import (
     LeakyReadoutCell,
     LIFCell,
@@ -45,8 +46,8 @@ def ecg_rnn(input_shape=(250, 4), num_classes=2, units=64, cell="lstm", weights=
     13186
     """
     input_shape = _check_sequence_shape(input_shape)
-    check_num_classes(num_classes)
-    check_units(units, "units")
+    check_integer(num_classes, "num_classes", minimum=2)
+    check_integer(units, "units")
     key = str(cell).lower()
     if key not in _CELLS:
         raise InvalidArgumentError(
@@ -124,7 +125,7 @@ def ecg_srnn(
     ...     from_logits=True))
     """
     input_shape = _check_sequence_shape(input_shape)
-    check_num_classes(num_classes)
+    check_integer(num_classes, "num_classes", minimum=2)
     neuron = dict(
         tau_syn=tau_syn,
         tau_mem=tau_mem,

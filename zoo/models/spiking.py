@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mat_keras.zoo.models.checks import check_non_negative, check_positive, check_units
+from mat_keras.validation import check_integer, check_non_negative, check_positive
 
 
 def spike(x, scale=10.0):
@@ -96,7 +96,7 @@ class _LeakyCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_units(units, "units")
+        check_integer(units, "units")
         _check_time_constants(tau_syn, tau_mem, dt, tau_sd)
         self.units = int(units)
         self.tau_syn_init = float(tau_syn)

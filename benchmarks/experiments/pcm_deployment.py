@@ -18,7 +18,7 @@ Each is deployed (`mat.deployment_sweep`, `--draws` programmings, read at
 1 s, 1 h, 1 day, 1 month, 1 year, with and without global drift
 compensation) on the device it is compared on.
 
-Run: python benchmarks/pcm_deployment.py [--draws 10 --seed 0]
+Run: python benchmarks/experiments/pcm_deployment.py [--draws 10 --seed 0]
 Writes runs/pcm_deployment/{pcm,noisy,bias}.{json,png}.
 """
 

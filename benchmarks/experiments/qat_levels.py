@@ -8,7 +8,7 @@ same recipe for all (Adam 1e-3, batch 32, weights clipped to ±2.5 std,
 `--epochs` epochs, same initialisation). Each QAT model is evaluated with
 its weights quantised (what a chip with n levels would hold).
 
-Run: python benchmarks/qat_levels.py [--epochs 20 --seeds 0,1,2]
+Run: python benchmarks/experiments/qat_levels.py [--epochs 20 --seeds 0,1,2]
 """
 
 import argparse

@@ -1,0 +1,83 @@
+"""The timers every benchmark uses: a stopwatch, an epoch timer, medians.
+
+The scripts import it as `timing` (each runs as `python benchmarks/NAME.py`,
+which puts this folder on `sys.path`).
+
+Example:
+
+    from timing import EpochTimer, Stopwatch, median_ms
+
+    with Stopwatch() as watch:
+        model.evaluate(batches, verbose=0)
+    print(watch.seconds, watch.cpu_seconds)
+
+    timer = EpochTimer()
+    model.fit(x, y, epochs=3, callbacks=[timer])
+    print(median_ms(timer.times, per=steps_per_epoch), "ms/step")
+"""
+
+import statistics
+import time
+
+import keras
+
+
+class Stopwatch:
+    """Context manager: wall and process CPU seconds of its block.
+
+    Attributes (set on exit):
+        seconds: wall-clock seconds (`time.perf_counter`).
+        cpu_seconds: CPU seconds of this process, all threads
+            (`time.process_time`): the work done, whatever else the
+            machine runs.
+    """
+
+    def __enter__(self):
+        self._cpu = time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = time.process_time() - self._cpu
+        return False
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall seconds of every epoch of `fit`, in `times`.
+
+    An epoch ends when Keras has read its logs back (the loss), so the
+    device work of the epoch is inside the time on every backend.
+
+    Args:
+        after_epoch: None, or a function of the epoch index called after
+            each epoch's time is taken (outside it): e.g. a peer framework's
+            own epoch, interleaved so that machine load hits both alike.
+    """
+
+    def __init__(self, after_epoch=None):
+        super().__init__()
+        self.after_epoch = after_epoch
+        self.times = []
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+        if self.after_epoch is not None:
+            self.after_epoch(epoch)
+
+
+def median_ms(seconds, per=1):
+    """The median of `seconds` in milliseconds, divided by `per` (steps, calls).
+
+    Example:
+
+    >>> median_ms([0.2, 0.1, 0.3], per=100)
+    2.0
+    """
+    return 1e3 * statistics.median(seconds) / per

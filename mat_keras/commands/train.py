@@ -1,0 +1,107 @@
+"""`mat-keras train`: a zoo task's two-phase recipe, then the sweep of both models.
+
+    mat-keras train --task mnist-5k [--noise-sd 0.2 | --noise pcm] [--epochs 30]
+
+trains clean, then memristor-aware (MAT), and sweeps the clean ("vanilla")
+and the MAT model side by side. The seed's spellings (`-task mnist
+-noise_sd 0.2 -epochs 30 -clip_w 2.5 -verbose`) are aliases of the long
+options.
+"""
+
+import mat_keras as mat
+from mat_keras.commands import runs
+from mat_keras.deployment import resolve_device
+from mat_keras.errors import InvalidArgumentError
+from mat_keras.io_utils import atomic_path, load_model_file
+from mat_keras.validation import check_integer
+from mat_keras.zoo.training import train_two_phase
+
+
+def add_parser(subparsers):
+    """Adds the `train` subcommand to `subparsers`, with `run` as its handler."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train clean, then with weight noise (MAT), and sweep both",
+        description="Two-phase memristor-aware training of a zoo task, then a "
+        "robustness sweep of the clean ('vanilla') and the MAT model.",
+    )
+    parser.add_argument("--task", "-task", required=True,
+                        help="task name: mnist-5k, mnist, cifar10, cifar100 or ecg")
+    parser.add_argument("--model", default=None,
+                        help="the task's model: mlp (mnist); mobilenetv2 or cnn (cifar); srnn or rnn (ecg)")
+    parser.add_argument("--noise-sd", "-noise_sd", type=float, default=None,
+                        help="training noise sd, fraction of 2*max|w| (default: the task's)")
+    parser.add_argument("--noise", default=None,
+                        help="train against this noise or device model instead of a Gaussian sd: pcm, "
+                        "rram, gaussian, multiplicative, measured, a measurements .csv or a JSON "
+                        "config (as evaluate --device); not with --noise-sd")
+    parser.add_argument("--epochs", "-epochs", type=int, default=None,
+                        help="total epochs, clean plus MAT (default: the task's)")
+    parser.add_argument("--clean-epochs", type=int, default=None,
+                        help="epochs of the clean phase (default: the task's)")
+    parser.add_argument("--clip-w", "-clip_w", type=float, default=None,
+                        help="clip weights to ±clip_w*std after each step; 0 disables")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="learning rate")
+    parser.add_argument("--init", default=None,
+                        help="a clean .keras model to fine-tune with noise (skips the clean phase)")
+    parser.add_argument("--save", "-file_save", default=None,
+                        help="write the MAT model to this .keras file")
+    runs.add_sweep_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args):
+    """Runs `mat-keras train` with parsed `args`; returns the exit status.
+
+    Raises:
+        MatKerasError: bad options, an unreadable `--init` model, or a
+            dataset that cannot be loaded.
+    """
+    noise = _check_arguments(args)
+    init = load_model_file(args.init) if args.init else None
+    task, data = runs.load_task_data(args)
+    print(f"Task {task.name}: {data.description}")
+    if noise is None:
+        noise = mat.noise.Gaussian(task.noise_sd if args.noise_sd is None else args.noise_sd)
+    print(f"MAT phase against {noise!r}")
+    result = train_two_phase(
+        task,
+        data,
+        model_name=args.model,
+        epochs=args.epochs,
+        clean_epochs=args.clean_epochs,
+        noise=noise,
+        clip_w=args.clip_w,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        init=init,
+        verbose=1 if args.verbose else 2,
+    )
+    runs.sweep_and_report([("vanilla", result.vanilla), ("MAT", result.robust)], args, task, data)
+    if args.save:
+        with atomic_path(args.save) as tmp:
+            result.robust.save(tmp)
+        print(f"Saved the MAT model to {args.save}")
+    return 0
+
+
+def _check_arguments(args):
+    """Checks the options before anything loads; returns the `--noise` model, or None."""
+    if args.noise is not None and args.noise_sd is not None:
+        raise InvalidArgumentError("Give --noise or --noise-sd, not both.")
+    if args.noise_sd is not None:
+        mat.noise.check_sd(args.noise_sd, "--noise-sd")
+    noise = resolve_device(args.noise) if args.noise is not None else None
+    if args.clip_w not in (None, 0):  # 0 turns clipping off.
+        mat.clipping.check_clip_w(args.clip_w)
+    for option, value, minimum in (
+        ("--epochs", args.epochs, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--clean-epochs", args.clean_epochs, 0),
+    ):
+        if value is not None:
+            check_integer(value, option, minimum=minimum)
+    runs.check_sweep_arguments(args)
+    return noise
