@@ -171,3 +171,41 @@ def test_a_model_for_other_data_is_a_clear_error(tmp_path, capsys):
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(tmp_path / "cifar.keras")
     assert cli.main(["train", "--task", "mnist-5k", "--init", str(tmp_path / "cifar.keras"), *TINY]) == 2
     assert "takes inputs of shape (32, 32, 3), but mnist-5k has (28, 28)" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--task", "mnist-5k", "--seed", "-1"],
+        ["-task", "mnist-5k", "-seed", "4294967296"],
+        ["evaluate", "missing.keras", "--task", "mnist-5k", "--seed", "-1"],
+        ["evaluate", "missing.keras", "--task", "mnist-5k", "--device", "pcm", "--seed", "-1"],
+        ["export", "missing.keras", "chip", "--seed", "-1"],
+        ["zoo", "build", "mnist-5k", "--seed", "-1"],
+    ],
+)
+def test_every_subcommand_takes_the_same_seeds(argv, capsys):
+    # One seed check (0 to 2**32 - 1) for the API and every CLI, before anything loads.
+    assert cli.main(argv) == 2
+    line = _error_line(capsys)
+    assert "--seed must be an integer from 0 to 4294967295, got" in line, line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--task", "mnist-5k", "--draws", "0"],
+        ["evaluate", "missing.keras", "--task", "mnist-5k", "--draws", "0"],
+        ["zoo", "build", "mnist-5k", "--draws", "0"],
+    ],
+)
+def test_draws_are_checked_before_anything_trains_or_loads(argv, capsys):
+    assert cli.main(argv) == 2
+    assert "--draws must be >= 1, got 0." in _error_line(capsys)
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in ("train", "evaluate", "export", "zoo"))

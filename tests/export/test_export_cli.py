@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from mat_keras import zoo
+from mat_keras.cli import main
 from mat_keras.errors import InvalidArgumentError, ModelFileError
 from mat_keras.export import OutputExistsError, cli, load_tables
 
@@ -87,7 +89,6 @@ def test_cli_existing_folder_and_missing_model(saved, tmp_path):
 
 
 def test_main_entry_point_turns_errors_into_exit_status_2(saved, tmp_path, capsys):
-    main = pytest.importorskip("mat_keras.cli").main
     assert main(["export", str(saved), str(tmp_path / "chip"), "--format", "npz"]) == 0
     assert main(["export", str(saved), str(tmp_path / "chip")]) == 2
     assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
@@ -103,7 +104,6 @@ def test_main_entry_point_turns_errors_into_exit_status_2(saved, tmp_path, capsy
     ],
 )
 def test_cli_reimport_on_a_device_model(tmp_path, capsys, extra, described):
-    zoo = pytest.importorskip("mat_keras.zoo")
     path = tmp_path / "mnist_mlp.keras"
     zoo.mnist_mlp().save(path)
     assert cli.run(_parse(path, tmp_path / "chip", "--format", "npz", "--task", "mnist-5k", *extra)) == 0

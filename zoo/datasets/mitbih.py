@@ -38,7 +38,7 @@ import numpy as np
 
 from mat_keras.errors import DataUnavailableError
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.validation import check_integer, check_positive, check_seed
+from mat_keras.validation import check_integer, check_positive, check_seed, is_integer
 from mat_keras.zoo.datasets._reason import short_reason
 from mat_keras.zoo.datasets.base import Dataset
 from mat_keras.zoo.datasets.delta import delta_modulate
@@ -275,7 +275,7 @@ def _download(records, folder):
 
 def _check_records(records):
     """Returns the record names as a list of strings, or raises."""
-    if isinstance(records, (str, int, np.integer)) and not isinstance(records, bool):
+    if isinstance(records, str) or is_integer(records):
         records = [records]
     try:
         names = [str(record) for record in records]
