@@ -15,6 +15,7 @@ import numpy as np
 from mat_keras import noise as noise_lib
 from mat_keras.backend_utils import array_batches, compile_function, stateless_draw
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_integer
 
 # The results and their files, reachable here too (`mat.sweep.format_table`).
 from mat_keras.results import (  # noqa: F401
@@ -128,8 +129,7 @@ def _check_levels(sds, draws):
     sds = [noise_lib.check_sd(sd, "each sd") for sd in sds]
     if not sds:
         raise InvalidArgumentError("sds must hold at least one noise level.")
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise InvalidArgumentError(f"draws must be an integer >= 1, got {draws!r}.")
+    check_integer(draws, "draws")
     return sds
 
 

@@ -47,9 +47,7 @@ SETTINGS = {
 
 
 def _get(layer, dotted):
-    for part in dotted.split("."):
-        layer = getattr(layer, part)
-    return export_cases.to_numpy(layer).astype(np.float64)
+    return export_cases.to_numpy(export_cases.getattr_path(layer, dotted)).astype(np.float64)
 
 
 def expected_matrices(model, case, bias_mode):
