@@ -9,11 +9,10 @@ clone of the model (same configs) has the same paths.
 
 A BatchNormalization folds into the layer before it when the layer table
 marks that layer's type `batchnorm_folds` (Dense, Conv, Depthwise,
-Separable) and, in the
-graph of a functional or Sequential model, the BatchNorm's only input is that
-layer's output, the layer has no activation and feeds nothing else (and is
-not a model output), both are called exactly once, and the BatchNorm
-normalises the layer's channel axis. Anything else stays as it is: a BatchNorm
+Separable) and, in the graph of a functional or Sequential model, the
+BatchNorm's only input is that layer's output, the layer has no activation
+and feeds nothing else (and is not a model output), both are called exactly
+once, and the BatchNorm normalises the layer's channel axis. Anything else stays as it is: a BatchNorm
 that does not fold is kept digital.
 """
 
@@ -69,8 +68,10 @@ class Plan:
 
 
 def children(layer):
-    """The sub-layers the walk enters (the layer table's `sublayers`): models,
-    Bidirectional, wrappers, attention."""
+    """The sub-layers the walk enters: the layer table's `sublayers` of `layer`.
+
+    Models, Bidirectional, wrappers and attention layers have them.
+    """
     return layer_table.sublayers(layer)
 
 

@@ -379,6 +379,9 @@ class MatrixTable:
         variable_shape: shape of that variable.
         shape: `(rows, cols)` of the matrix (bias row included).
         layout: how the kernel unrolls.
+        unrolling: the `mat_keras.layers.Matrix` that rolls the matrix back
+            into its variable (the manifest's `inputs_last`: a transposed
+            convolution's input axis comes first).
         bias_row: True when the last row is the bias.
         bias_part: which bias it is (`"all"`, 0 or 1) when `bias_row`.
         scale: float64 array, shape () or (cols,).

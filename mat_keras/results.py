@@ -116,7 +116,7 @@ class LevelResult:
 
     def to_dict(self):
         """The result as a JSON-ready dict (`from_dict` reads it back)."""
-        payload = {"kind": self.kind} if self.kind != SweepResult.kind else {}
+        payload = {"kind": self.kind} if self.kind else {}
         payload.update(
             {
                 "name": self.name,
@@ -195,7 +195,7 @@ class SweepResult(LevelResult):
     level_field = "sds"
     json_key = "sds"
     column = "sd"
-    kind = "sweep"
+    kind = None  # sweep files name no kind, as they always have
     axis_label = "inference sd"
     plot_label = "inference noise sd (fraction of 2·max|w|)"
     plot_title = "Robustness sweep"
@@ -290,7 +290,7 @@ def load_json(path):
         payload = json.load(handle)
     if isinstance(payload, dict):
         payload = [payload]
-    return [_KINDS[item.get("kind", SweepResult.kind)].from_dict(item) for item in payload]
+    return [_KINDS[item.get("kind")].from_dict(item) for item in payload]
 
 
 def save_csv(path, results):

@@ -26,6 +26,7 @@ from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.validation import check_seed
 
+
 @keras.saving.register_keras_serializable(package="mat_keras")
 class NoisyWeights(keras.layers.Wrapper):
     """Wraps a layer so that it trains on noisy copies of its weights.
@@ -224,4 +225,3 @@ def _builds_from_one_shape(layer):
         if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     return len(required) <= 1
-
