@@ -4,11 +4,8 @@ The CLI turns any `MatKerasError` into its one-sentence message and exit
 status 2, so every message here names the file, layer or value at fault.
 """
 
-from mat_keras.errors import InvalidArgumentError, MatKerasError
-
-
-class UnsupportedLayerError(InvalidArgumentError):
-    """A layer holds weights that the exporter cannot map onto a crossbar."""
+# The layer table (core) raises it too; it lives with the core's errors.
+from mat_keras.errors import MatKerasError, UnsupportedLayerError  # noqa: F401
 
 
 class OutputExistsError(MatKerasError, FileExistsError):

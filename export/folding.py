@@ -77,7 +77,7 @@ def rebuild(model, folded_paths, values):
         model: a Keras model.
         folded_paths: paths of BatchNorms to replace by `Identity`.
         values: `{path: {attr: array}}`: variables to set in the copy
-            (attribute paths as in `layouts`, e.g. `"cell.kernel"`). A layer
+            (attribute paths as in the layer table, e.g. `"cell.kernel"`). A layer
             given a `bias` it was built without is rebuilt with one.
 
     Returns:

@@ -7,11 +7,12 @@ for a projection of a `MultiHeadAttention` or `GroupQueryAttention`). Names
 are unique inside one model, so a path is unique in the whole network, and a
 clone of the model (same configs) has the same paths.
 
-A BatchNormalization folds into the Dense/Conv layer before it when, in the
-graph of a functional or Sequential model, the BatchNorm's only input is that
-layer's output, the layer has no activation and feeds nothing else (and is
-not a model output), both are called exactly once, and the BatchNorm
-normalises the layer's channel axis. Anything else stays as it is: a BatchNorm
+A BatchNormalization folds into the layer before it when the layer table
+marks that layer's type `batchnorm_folds` (Dense, Conv, Depthwise,
+Separable) and, in the graph of a functional or Sequential model, the
+BatchNorm's only input is that layer's output, the layer has no activation
+and feeds nothing else (and is not a model output), both are called exactly
+once, and the BatchNorm normalises the layer's channel axis. Anything else stays as it is: a BatchNorm
 that does not fold is kept digital.
 """
 
@@ -19,19 +20,10 @@ import dataclasses
 
 import keras
 
+from mat_keras import compat
+from mat_keras import layers as layer_table
 from mat_keras.export import layouts
 from mat_keras.export.errors import UnsupportedLayerError
-
-_FOLD_INTO = (
-    keras.layers.Dense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-)
 
 
 @dataclasses.dataclass
@@ -41,7 +33,7 @@ class Entry:
     Attributes:
         path: tuple of names from the top model to the layer.
         layer: the Keras layer.
-        spec: its `layouts.LayerSpec`.
+        spec: its `mat_keras.layers.LayerRoles`.
         batchnorm: the BatchNormalization folded into it, or None.
         batchnorm_path: that BatchNorm's path, or None.
     """
@@ -75,23 +67,12 @@ class Plan:
         return [e.batchnorm_path for e in self.entries if e.batchnorm is not None]
 
 
-_ATTENTION = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)
-
-
 def children(layer):
-    """The sub-layers the walk enters: models, Bidirectional, wrappers, attention."""
-    if isinstance(layer, keras.Model):
-        return list(layer.layers)
-    if isinstance(layer, keras.layers.Bidirectional):
-        return [layer.forward_layer, layer.backward_layer]
-    if isinstance(layer, keras.layers.Wrapper):
-        return [layer.layer]
-    if isinstance(layer, _ATTENTION):
-        # Keras lists no sublayers publicly; `_layers` holds all those the
-        # attention layer tracks (query, key, value and output projections,
-        # a gate if any, softmax, dropout), so none of its weights is missed.
-        return list(layer._layers)
-    return []
+    """The sub-layers the walk enters: the layer table's `sublayers` of `layer`.
+
+    Models, Bidirectional, wrappers and attention layers have them.
+    """
+    return layer_table.sublayers(layer)
 
 
 def find(model, path):
@@ -104,20 +85,7 @@ def find(model, path):
     return layer
 
 
-def is_graph_model(model):
-    """True for Sequential and functional models (whose graph is known)."""
-    if isinstance(model, keras.Sequential):
-        return True
-    # Functional models are `Functional` instances, which Keras does not
-    # export publicly; a model built from symbolic inputs has `_nodes_by_depth`.
-    return hasattr(model, "_nodes_by_depth") and bool(getattr(model, "_outputs", None))
-
-
-def _outputs_of(model):
-    graph = model
-    if isinstance(model, keras.Sequential):
-        graph = getattr(model, "_functional", None)
-    return list(getattr(graph, "outputs", None) or []) if graph is not None else []
+is_graph_model = compat.is_graph_model
 
 
 def foldable_pairs(model):
@@ -134,13 +102,14 @@ def foldable_pairs(model):
     """
     if not is_graph_model(model):
         return {}
-    outputs = _outputs_of(model)
+    outputs = compat.graph_outputs(model)
     pairs = {}
     for bn in model.layers:
         if not isinstance(bn, keras.layers.BatchNormalization):
             continue
         producer = _single_producer(bn)
-        if producer is None or not isinstance(producer, _FOLD_INTO):
+        row = layer_table.lookup(producer) if producer is not None else None
+        if row is None or not row.batchnorm_folds:
             continue
         if not _folds(producer, bn, outputs):
             continue
@@ -149,27 +118,28 @@ def foldable_pairs(model):
 
 
 def _single_producer(bn):
-    nodes = getattr(bn, "_inbound_nodes", [])
+    nodes = compat.inbound_nodes(bn)
     if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
         return None
     return nodes[0].parent_nodes[0].operation
 
 
 def _folds(producer, bn, outputs):
-    if len(producer._inbound_nodes) != 1 or len(producer._outbound_nodes) != 1:
+    inbound, outbound = compat.inbound_nodes(producer), compat.outbound_nodes(producer)
+    if len(inbound) != 1 or len(outbound) != 1:
         return False
-    if producer._outbound_nodes[0].operation is not bn:
+    if outbound[0].operation is not bn:
         return False
     if getattr(producer, "activation", None) not in (None, keras.activations.linear):
         return False
-    produced = producer._inbound_nodes[0].output_tensors
+    produced = inbound[0].output_tensors
     if len(produced) != 1 or any(produced[0] is output for output in outputs):
         return False
     rank = len(produced[0].shape)
     axes = bn.axis if isinstance(bn.axis, (list, tuple)) else [bn.axis]
     if len(axes) != 1:
         return False
-    return axes[0] % rank == layouts.channel_axis(producer, rank)
+    return axes[0] % rank == layer_table.output_channel_axis(producer, rank)
 
 
 def plan_model(model, fold_batchnorm=True, strict=True):

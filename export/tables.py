@@ -37,6 +37,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mat_keras import layers as layer_table
 from mat_keras.export import files, graph, mapping, weights
 from mat_keras.export.device import Device
 from mat_keras.export.errors import SchemaVersionError, TableIntegrityError
@@ -110,7 +111,7 @@ def conductance_tables(
     """Writes the conductance tables of a model's weights to `out_dir`.
 
     Every Dense, convolution and RNN kernel becomes a matrix (see
-    `export.layouts`), BatchNorms after a Dense/Conv fold into it, each
+    `mat_keras.layers`), BatchNorms after a Dense/Conv fold into it, each
     matrix is scaled, mapped to the device's nearest levels, split into
     tiles and written (see this module's docstring for the files). The
     folder appears complete or not at all: it is written next to `out_dir`
@@ -284,6 +285,7 @@ def _export_matrix(npz, stem, entry, extracted, staging, device, options, writte
         "variable_shape": list(extracted.variable_shape),
         "shape": list(matrix.shape),
         "layout": spec.layout,
+        **({"inputs_last": True} if spec.inputs_last else {}),
         "bias_row": extracted.bias_row,
         "bias_part": spec.bias_part if extracted.bias_row else None,
         "scale": float(scale_value) if scale_value.ndim == 0 else scale_value.tolist(),
@@ -377,6 +379,9 @@ class MatrixTable:
         variable_shape: shape of that variable.
         shape: `(rows, cols)` of the matrix (bias row included).
         layout: how the kernel unrolls.
+        unrolling: the `mat_keras.layers.Matrix` that rolls the matrix back
+            into its variable (the manifest's `inputs_last`: a transposed
+            convolution's input axis comes first).
         bias_row: True when the last row is the bias.
         bias_part: which bias it is (`"all"`, 0 or 1) when `bias_row`.
         scale: float64 array, shape () or (cols,).
@@ -395,6 +400,8 @@ class MatrixTable:
         self.layout = record["layout"]
         self.bias_row = bool(record["bias_row"])
         self.bias_part = record.get("bias_part")
+        # How the matrix unrolls its variable (the input axis moved first, or not).
+        self.unrolling = layer_table.Matrix(self.name, self.variable, inputs_last=bool(record.get("inputs_last")))
         self.tiles = [Tile.from_dict(t) for t in record["tiles"]]
         self.stats = record.get("stats", {})
         self.device = device
@@ -426,7 +433,7 @@ class MatrixTable:
         bias = None
         if self.bias_row:
             matrix, bias = matrix[:-1], matrix[-1]
-        return matrix.reshape(self.variable_shape), bias
+        return self.unrolling.roll(matrix, self.variable_shape), bias
 
     def __repr__(self):
         return f"<MatrixTable {self.layer}/{self.name} {self.shape[0]}x{self.shape[1]}, {len(self.tiles)} tiles>"

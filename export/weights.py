@@ -1,7 +1,7 @@
 """Reading the float matrices a layer exports: BatchNorm folded, bias placed.
 
-See `layouts.py` for the matrix layouts and bias rows, `folding.py` for the
-folding rule.
+The layer table (`mat_keras.layers`) gives the matrix layouts and bias rows,
+`folding.py` the folding rule.
 """
 
 import dataclasses
@@ -22,7 +22,7 @@ class Extracted:
     """One float matrix ready for mapping.
 
     Attributes:
-        spec: its `layouts.MatrixSpec`.
+        spec: its `mat_keras.layers.Matrix`.
         matrix: float32 2-D array; with a bias row, the bias is its last row.
         variable_shape: shape of the Keras variable the matrix came from.
         bias_row: True when the last row is a bias driven at 1.
@@ -99,7 +99,7 @@ def extract(entry, bias_mode="digital"):
     for matrix_spec in spec.matrices:
         kernel = read(layer, matrix_spec.attr)
         matrices.append(
-            Extracted(matrix_spec, layouts.to_matrix(kernel, matrix_spec), kernel.shape, False)
+            Extracted(matrix_spec, matrix_spec.unroll(kernel), kernel.shape, False)
         )
     bias = read(layer, spec.bias_attr)
     if entry.batchnorm is not None:

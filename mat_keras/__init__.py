@@ -13,11 +13,12 @@ Example:
 >>> print(mat.robustness_sweep(robust, x_test, y_test, draws=10).table())
 """
 
-from mat_keras import errors, noise
+from mat_keras import errors, layers, noise
 from mat_keras.callbacks import NoiseFineTuning, TwoPhaseSchedule
 from mat_keras.clipping import ClipByStd, WeightClip
-from mat_keras.deployment import DeploymentResult, deployment_sweep
-from mat_keras.sweep import SweepResult, robustness_sweep
+from mat_keras.deployment import deployment_sweep
+from mat_keras.results import DeploymentResult, SweepResult
+from mat_keras.sweep import robustness_sweep
 from mat_keras.wrapper import NoisyWeights
 from mat_keras.wrapping import noisy_layers, set_noise_gate, strip, wrap
 
@@ -33,6 +34,7 @@ __all__ = [
     "WeightClip",
     "deployment_sweep",
     "errors",
+    "layers",
     "noise",
     "noisy_layers",
     "robustness_sweep",

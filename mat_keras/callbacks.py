@@ -4,7 +4,7 @@ import keras
 
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.validation import check_integer, check_seed
-from mat_keras.wrapping import noisy_layers, set_noise_gate
+from mat_keras.wrapping import noisy_layers, perturbed_variables, set_noise_gate
 
 
 class TwoPhaseSchedule(keras.callbacks.Callback):
@@ -113,8 +113,6 @@ class NoiseFineTuning(keras.callbacks.Callback):
         self._steps += 1
         if self._steps % self.every:
             return
-        from mat_keras.sweep import perturbed_variables
-
         # The JAX trainer keeps the weights outside the variables during an
         # epoch; write them back first and let it pick up ours.
         sync = getattr(self.model, "jax_state_sync", None)

@@ -1,10 +1,14 @@
 """Weight clipping to a multiple of each tensor's standard deviation."""
 
+import math
+
 import keras
 from keras import ops
 
+from mat_keras import layers as layer_table
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.noise import check_sd
+from mat_keras.wrapping import iter_layers
 
 
 @keras.saving.register_keras_serializable(package="mat_keras")
@@ -47,9 +51,11 @@ def check_clip_w(value):
 class WeightClip(keras.callbacks.Callback):
     """Clips weights to `±clip_w * std` after every optimizer step, as the seed.
 
-    While `fit` runs, each weight matrix (every trainable variable of two or
-    more dimensions: kernels, recurrent kernels; biases too with
-    `include_bias=True`) carries a `ClipByStd` constraint, which the optimizer
+    While `fit` runs, each weight matrix (kernels, recurrent kernels,
+    embeddings: the matrices of the layer table `mat_keras.layers`, and any
+    other trainable variable of two or more dimensions not named a bias;
+    with `include_bias=True` every other trainable weight of more than one
+    value too) carries a `ClipByStd` constraint, which the optimizer
     applies right after its update inside the compiled train step, so
     clipping costs no host round trip. The variables' own constraints still
     apply after the clip. Everything is restored when training ends.
@@ -59,7 +65,8 @@ class WeightClip(keras.callbacks.Callback):
 
     Args:
         clip_w: the bound in standard deviations (the seed uses 2.5).
-        include_bias: also clip one-dimensional weights.
+        include_bias: also clip biases and the other non-matrix weights
+            (BatchNorm's gamma and beta).
 
     Example:
 
@@ -74,11 +81,14 @@ class WeightClip(keras.callbacks.Callback):
 
     def clipped_variables(self, model):
         """The variables of `model` this callback clips."""
+        roles = {}
+        for layer in iter_layers(model):
+            roles.update(layer_table.variable_roles(layer))
         return [
             variable
             for variable in model.trainable_variables
-            if len(variable.shape) >= 2
-            or (self.include_bias and len(variable.shape) == 1 and variable.shape[0] > 1)
+            if layer_table.role(variable, roles) == layer_table.MATRIX
+            or (self.include_bias and math.prod(variable.shape) > 1)
         ]
 
     def on_train_begin(self, logs=None):

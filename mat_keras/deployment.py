@@ -11,7 +11,6 @@ Times are seconds after programming; `parse_time` also reads `"1h"`,
 `"30d"`, `"1y"`, and `format_time` writes them back for tables.
 """
 
-import dataclasses
 import json
 import os
 import re
@@ -22,8 +21,10 @@ import numpy as np
 from mat_keras import device_models
 from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.sweep import SweepResult, make_evaluator, perturbed_variables
-from mat_keras.wrapper import is_bias
+from mat_keras.layers import is_bias
+from mat_keras.results import DeploymentResult
+from mat_keras.sweep import make_evaluator
+from mat_keras.wrapping import perturbed_variables
 
 #: 1 second, 1 hour, 1 day, 1 month (30 days), 1 year (365 days).
 DEFAULT_TIMES = (
@@ -108,53 +109,6 @@ def format_time(seconds):
             plural = "s" if name in ("year", "month", "day") and value != 1 else ""
             return f"{value:.3g} {name}{plural}"
     return f"{seconds:.3g} s"
-
-
-@dataclasses.dataclass
-class DeploymentResult(SweepResult):
-    """Accuracy of one model on a simulated chip at several times after programming.
-
-    A `SweepResult` whose levels (`sds`) are times in seconds (also as
-    `times`); tables and plots label them as times.
-
-    Attributes:
-        compensated: whether global drift compensation was applied.
-    """
-
-    compensated: bool = False
-
-    axis_label = "time"
-    plot_label = "time after programming"
-    plot_title = "Deployment"
-
-    @property
-    def times(self):
-        """The times after programming, in seconds."""
-        return self.sds
-
-    def level_label(self, level):
-        return format_time(level)
-
-    def format_axis(self, ax):
-        times = np.asarray(self.sds, dtype=float)
-        if np.all(times > 0):
-            ax.set_xscale("log")
-        else:
-            ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_xticks(times)
-        ax.set_xticklabels([format_time(t) for t in times], rotation=30, fontsize=8)
-        ax.minorticks_off()
-
-    def to_dict(self):
-        payload = super().to_dict()
-        payload.update({"kind": "deployment", "times_s": payload["sds"], "compensated": self.compensated})
-        return payload
-
-    @classmethod
-    def from_dict(cls, data):
-        base = SweepResult.from_dict(data)
-        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(SweepResult)}
-        return cls(**fields, compensated=bool(data.get("compensated", False)))
 
 
 def resolve_device(identifier):
@@ -363,7 +317,7 @@ def deployment_sweep(
         suffix = ("compensated" if compensate else "uncompensated") if len(settings) > 1 else ""
         results.append(
             DeploymentResult(
-                sds=list(times),
+                times=list(times),
                 accuracy=accuracy[k],
                 loss=loss[k],
                 name=f"{label}, {suffix}" if suffix else label,

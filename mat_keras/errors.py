@@ -19,6 +19,10 @@ class WrapError(MatKerasError, ValueError):
     """A layer or model cannot be wrapped with noisy weights."""
 
 
+class UnsupportedLayerError(InvalidArgumentError):
+    """A layer holds weights that cannot be mapped onto a crossbar."""
+
+
 class NoNoisyLayersError(MatKerasError, ValueError):
     """A MAT callback or function was given a model without noisy layers."""
 

@@ -20,58 +20,11 @@ import inspect
 import keras
 from keras import ops
 
+from mat_keras import compat
+from mat_keras import layers as layer_table
 from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError
-
-_BIAS_NAMES = ("bias", "beta")
-
-
-class _NoisyWeightsScope(keras.StatelessScope):
-    """A stateless scope that overrides some variables and defers the rest.
-
-    Reads of a mapped variable return its noisy value; reads of any other
-    variable fall through to the enclosing scope (or the variable itself).
-    Updates made inside (moving statistics, RNG states) are replayed on the
-    enclosing scope, or assigned, on exit. Losses added inside are handed to
-    the enclosing scope as they come, or collected for the wrapper to add.
-    """
-
-    def __init__(self, state_mapping):
-        super().__init__(state_mapping, initialize_variables=False)
-        self._updates = []
-
-    def __enter__(self):
-        self.collect_losses = True
-        scope = super().__enter__()
-        # `StatelessScope.__enter__` records the scope it replaces.
-        self._outer = self.original_scope
-        return scope
-
-    def get_current_value(self, variable):
-        value = self.state_mapping.get(id(variable))
-        if value is None and self._outer is not None:
-            value = self._outer.get_current_value(variable)
-        return value
-
-    def add_update(self, update):
-        variable, value = update
-        self.state_mapping[id(variable)] = value
-        self._updates.append((variable, value))
-
-    def add_loss(self, loss):
-        if self._outer is not None:
-            if self._outer.collect_losses:
-                self._outer.add_loss(loss)
-        else:
-            self.losses.append(loss)
-
-    def __exit__(self, *args, **kwargs):
-        super().__exit__(*args, **kwargs)
-        for variable, value in self._updates:
-            if self._outer is not None:
-                self._outer.add_update((variable, value))
-            else:
-                variable.assign(value)
+from mat_keras.validation import check_seed
 
 
 @keras.saving.register_keras_serializable(package="mat_keras")
@@ -101,7 +54,8 @@ class NoisyWeights(keras.layers.Wrapper):
         noise: a noise model or anything `mat_keras.noise.get` resolves
             (a number is a Gaussian sd in the seed's convention).
         seed: integer seed of this layer's noise stream, or None.
-        noise_bias: whether biases (and BatchNorm's beta) get noise too.
+        noise_bias: whether biases (and BatchNorm's beta) get noise too; the
+            layer table (`mat_keras.layers`) says which variables are biases.
         inference_noise: whether noise is also drawn at inference.
         **kwargs: base `Layer` arguments such as `name`.
 
@@ -127,20 +81,17 @@ class NoisyWeights(keras.layers.Wrapper):
             raise InvalidArgumentError(
                 f"NoisyWeights({layer.name}) needs a noise model, got None."
             )
-        if seed is not None and not isinstance(seed, int):
-            raise InvalidArgumentError(f"seed must be an integer or None, got {seed!r}.")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.noise_bias = bool(noise_bias)
         self.inference_noise = bool(inference_noise)
         # Created here, not in call: a stateful generator redraws at every
         # compiled step on every backend.
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
-        self._check_call_arguments()
-
-    def _check_call_arguments(self):
-        self._layer_takes_training = getattr(self.layer, "_call_has_training_arg", False)
-        self._layer_takes_mask = getattr(self.layer, "_call_has_mask_arg", False)
+        self._layer_takes_training = compat.call_takes(self.layer, "training")
+        self._layer_takes_mask = compat.call_takes(self.layer, "mask")
         self.supports_masking = getattr(self.layer, "supports_masking", False)
+        # ids of the wrapped layer's biases (the layer table's), once it is built.
+        self._bias_ids = None
 
     def build(self, input_shape=None):
         # Keras passes the shape of the first call argument only; a layer
@@ -159,11 +110,25 @@ class NoisyWeights(keras.layers.Wrapper):
     @property
     def noisy_variables(self):
         """The wrapped layer's variables that receive noise, in draw order."""
-        return [
-            variable
-            for variable in self.layer.trainable_weights
-            if self.noise_bias or not is_bias(variable)
-        ]
+        variables = self.layer.trainable_weights
+        if self.noise_bias:
+            return variables
+        return [variable for variable in variables if id(variable) not in self._biases()]
+
+    def _biases(self):
+        """ids of the wrapped layer's biases, looked up in the layer table once."""
+        if self._bias_ids is not None:
+            return self._bias_ids
+        roles = layer_table.variable_roles(self.layer)
+        biases = {
+            id(variable)
+            for variable in self.layer.weights
+            if layer_table.role(variable, roles) == layer_table.BIAS
+        }
+        # A layer built at its first call (MultiHeadAttention) has no variables before.
+        if self.layer.built:
+            self._bias_ids = biases
+        return biases
 
     @property
     def noise_sd(self):
@@ -197,7 +162,7 @@ class NoisyWeights(keras.layers.Wrapper):
         if not self.layer.built:
             self._build_layer(inputs, *args, **kwargs)
         mapping = list(zip(self.noisy_variables, self.noisy_values()))
-        with _NoisyWeightsScope(mapping) as scope:
+        with compat.OverlayScope(mapping) as scope:
             outputs = self.layer(inputs, *args, **kwargs)
         if scope.losses:
             self.add_loss(scope.losses)
@@ -260,9 +225,3 @@ def _builds_from_one_shape(layer):
         if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     return len(required) <= 1
-
-
-def is_bias(variable):
-    """Whether a layer variable is a bias (`bias`, `*_bias`) or BatchNorm's `beta`."""
-    name = variable.path.split("/")[-1]
-    return name in _BIAS_NAMES or name.endswith("_bias")

@@ -2,30 +2,12 @@
 
 import keras
 
+from mat_keras import compat
+from mat_keras import layers as layer_table
 from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError, NoNoisyLayersError, WrapError
+from mat_keras.validation import check_seed
 from mat_keras.wrapper import NoisyWeights
-
-# The layers a crossbar holds: weight matrices of matrix-vector products.
-DEFAULT_LAYER_TYPES = (
-    keras.layers.Dense,
-    keras.layers.EinsumDense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.RNN,  # SimpleRNN, LSTM, GRU and RNNs of custom cells.
-    keras.layers.Bidirectional,
-    # Attention: its query, key, value and output projections.
-    keras.layers.MultiHeadAttention,
-    keras.layers.GroupQueryAttention,
-)
 
 
 def iter_layers(model):
@@ -35,6 +17,29 @@ def iter_layers(model):
             yield from iter_layers(layer)
         else:
             yield layer
+
+
+def perturbed_variables(model, batchnorm=False):
+    """The variables a sweep perturbs: every trainable weight of the model.
+
+    The weights of opt-in layer types (BatchNormalization's gamma and beta,
+    see `mat_keras.layers`) are left out unless `batchnorm=True` (the
+    reference implementation's `noise_inference_bn`).
+
+    Args:
+        model: a Keras model, wrapped or not.
+        batchnorm: also return the weights of opt-in layers.
+
+    Returns:
+        A list of variables, in layer order.
+    """
+    variables = []
+    for layer in iter_layers(model):
+        inner = getattr(layer, "layer", layer)
+        if layer_table.is_opt_in(inner) and not batchnorm:
+            continue
+        variables.extend(layer.trainable_weights)
+    return variables
 
 
 def noisy_layers(model):
@@ -58,10 +63,7 @@ def noisy_layers(model):
 def _selector(layers, batchnorm):
     """Turns the `layers=` argument of `wrap` into a predicate and its names."""
     if layers is None:
-        types = DEFAULT_LAYER_TYPES
-        if batchnorm:
-            types += (keras.layers.BatchNormalization,)
-        return (lambda layer: isinstance(layer, types)), set()
+        return (lambda layer: layer_table.wrapped_by_default(layer, batchnorm)), set()
     if isinstance(layers, (str, type)) or callable(layers):
         layers = [layers]
     names, types, predicates = set(), [], []
@@ -78,7 +80,7 @@ def _selector(layers, batchnorm):
             )
     types = tuple(types)
     if batchnorm:
-        types += (keras.layers.BatchNormalization,)
+        types += layer_table.opt_in_types()
 
     def selected(layer):
         return (
@@ -93,9 +95,7 @@ def _selector(layers, batchnorm):
 def _check_model(model, function):
     if not isinstance(model, keras.Model):
         raise WrapError(f"{function}() takes a Keras model, got {type(model).__name__}.")
-    # Functional models are `Functional` instances, which Keras does not
-    # export; a model with symbolic inputs and outputs is one.
-    if not isinstance(model, keras.Sequential) and not getattr(model, "_outputs", None):
+    if not compat.is_graph_model(model):
         raise WrapError(
             f"{function}() works on Sequential and functional models; "
             f"'{model.name}' is a subclassed {type(model).__name__}: wrap its "
@@ -120,7 +120,7 @@ def _clone(model, clone_layer):
     def call_function(layer, *args, **kwargs):
         # The graph records `mask=None` for layers whose call takes a mask
         # (NoisyWeights does); the replacement layer may not take one.
-        if kwargs.get("mask", 0) is None and "mask" not in layer.call_signature_parameters:
+        if kwargs.get("mask", 0) is None and not compat.call_takes(layer, "mask"):
             del kwargs["mask"]
         return layer(*args, **kwargs)
 
@@ -160,12 +160,14 @@ def wrap(
     Args:
         model: a Sequential or functional Keras model.
         noise: noise model, or anything `mat_keras.noise.get` resolves.
-        layers: None for every Dense, convolution and recurrent layer
-            (`DEFAULT_LAYER_TYPES`); or a layer name, a layer class, a
-            predicate `layer -> bool`, or a list of these.
+        layers: None for every layer type the layer table marks `wrap`
+            (Dense, EinsumDense, convolutions, recurrent and attention
+            layers, see `mat_keras.layers`); or a layer name, a layer class,
+            a predicate `layer -> bool`, or a list of these.
         seed: integer seed of the first wrapped layer's noise, or None.
-        batchnorm: also wrap BatchNormalization layers (noise on gamma and
-            beta, the seed's `noise_inference_bn`).
+        batchnorm: also wrap opt-in layer types: BatchNormalization (noise
+            on gamma and beta, the reference implementation's
+            `noise_inference_bn`).
         noise_bias: whether biases get noise too.
         inference_noise: whether the noise is also drawn at inference.
 
@@ -185,8 +187,7 @@ def wrap(
     noise = noise_lib.get(noise)
     if noise is None:
         raise InvalidArgumentError("wrap() needs a noise model, got None.")
-    if seed is not None and not isinstance(seed, int):
-        raise InvalidArgumentError(f"seed must be an integer or None, got {seed!r}.")
+    seed = check_seed(seed)
     if noisy_layers(model):
         model = strip(model)
     selected, names = _selector(layers, batchnorm)

@@ -54,6 +54,21 @@ LAYER_CASES = {
     "Dense": (lambda: _model((12,), L.Dense(7, name="layer"), name="dense"), (12,)),
     "Conv1D": (lambda: _model((9, 3), L.Conv1D(5, 3, name="layer"), name="conv1d"), (9, 3)),
     "Conv2D": (lambda: _model((6, 6, 3), L.Conv2D(4, 3, name="layer"), name="conv2d"), (6, 6, 3)),
+    "Conv3D": (lambda: _model((4, 4, 4, 2), L.Conv3D(3, 2, name="layer"), name="conv3d"), (4, 4, 4, 2)),
+    # Transposed convolutions take no bias row (their outputs sum over kernel
+    # offsets): these cases have none, so that every bias setting applies.
+    "Conv1DTranspose": (
+        lambda: _model((5, 3), L.Conv1DTranspose(4, 3, strides=2, use_bias=False, name="layer"), name="conv1d_t"),
+        (5, 3),
+    ),
+    "Conv2DTranspose": (
+        lambda: _model((4, 4, 3), L.Conv2DTranspose(4, 3, strides=2, use_bias=False, name="layer"), name="conv2d_t"),
+        (4, 4, 3),
+    ),
+    "Conv3DTranspose": (
+        lambda: _model((3, 3, 3, 2), L.Conv3DTranspose(3, 2, use_bias=False, name="layer"), name="conv3d_t"),
+        (3, 3, 3, 2),
+    ),
     "DepthwiseConv2D": (
         lambda: _model((6, 6, 3), L.DepthwiseConv2D(3, depth_multiplier=2, name="layer"), name="depthwise"),
         (6, 6, 3),
@@ -99,3 +114,10 @@ def to_numpy(value):
 def mlp():
     """A small MLP with biases: 20-16-3."""
     return _model((20,), L.Dense(16, activation="relu", name="hidden"), L.Dense(3, name="logits"), name="mlp")
+
+
+def getattr_path(layer, dotted):
+    """`layer.a.b` for `dotted="a.b"`."""
+    for part in dotted.split("."):
+        layer = getattr(layer, part)
+    return layer

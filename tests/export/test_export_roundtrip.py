@@ -8,18 +8,25 @@ import numpy as np
 import pytest
 
 import export_cases
-from mat_keras.export import Device, apply_tables, conductance_tables, load_tables
+from export_cases import L
+from mat_keras.export import Device, UnsupportedLayerError, apply_tables, conductance_tables, load_tables
 
 # The core subset: CI runs it on the JAX and PyTorch backends too (`pytest -m backends`).
 pytestmark = pytest.mark.backends
 
-# matrix name -> (variable attribute, trailing axes forming columns, bias part)
+# matrix name -> (variable attribute, trailing axes forming columns, bias part);
+# TRANSPOSED: the kernel (k..., cout, cin) with its input axis first, cin rows.
+TRANSPOSED = "inputs first"
 DENSE_LIKE = {"kernel": ("kernel", 1, "all")}
 RNN = {"kernel": ("cell.kernel", 1, "all"), "recurrent_kernel": ("cell.recurrent_kernel", 1, None)}
 EXPECTED = {
     "Dense": DENSE_LIKE,
     "Conv1D": DENSE_LIKE,
     "Conv2D": DENSE_LIKE,
+    "Conv3D": DENSE_LIKE,
+    "Conv1DTranspose": {"kernel": ("kernel", TRANSPOSED, None)},
+    "Conv2DTranspose": {"kernel": ("kernel", TRANSPOSED, None)},
+    "Conv3DTranspose": {"kernel": ("kernel", TRANSPOSED, None)},
     "DepthwiseConv2D": {"kernel": ("kernel", 2, "all")},
     "SeparableConv2D": {
         "depthwise_kernel": ("depthwise_kernel", 2, None),
@@ -40,9 +47,7 @@ SETTINGS = {
 
 
 def _get(layer, dotted):
-    for part in dotted.split("."):
-        layer = getattr(layer, part)
-    return export_cases.to_numpy(layer).astype(np.float64)
+    return export_cases.to_numpy(export_cases.getattr_path(layer, dotted)).astype(np.float64)
 
 
 def expected_matrices(model, case, bias_mode):
@@ -51,6 +56,9 @@ def expected_matrices(model, case, bias_mode):
     matrices = {}
     for name, (attr, column_axes, _) in EXPECTED[case].items():
         kernel = _get(layer, attr)
+        if column_axes == TRANSPOSED:
+            matrices[name] = np.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1)
+            continue
         columns = int(np.prod(kernel.shape[kernel.ndim - column_axes:]))
         matrices[name] = kernel.reshape(-1, columns)
     bias_attr = "cell.bias" if hasattr(layer, "cell") else "bias"
@@ -155,3 +163,34 @@ def test_depthwise_layout_column_c_times_multiplier_plus_m_reads_channel_c():
             column = c * 2 + m
             patch = x[:, 1:4, 2:5, c].reshape(len(x), -1)  # output position (1, 2)
             np.testing.assert_allclose(out[:, 1, 2, column], patch @ matrix[:, column] + bias[column], rtol=1e-4, atol=1e-5)
+
+
+def test_transposed_conv_layout_drives_cin_rows_and_scatters_the_columns(tmp_path):
+    # Input pixel (i, j) drives the rows with its cin values; its row of
+    # products, read as (y, x, cout), is added to the output at (2i + y, 2j + x).
+    model = export_cases._model((4, 4, 3), L.Conv2DTranspose(5, 3, strides=2, name="layer"), name="up")
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
+    layer = model.get_layer("layer")
+    layer.bias.assign(np.random.default_rng(1).normal(size=5).astype("float32"))
+    conductance_tables(model, tmp_path / "t", formats=("npz",))
+    table = load_tables(tmp_path / "t")["layer"].matrices["kernel"]
+    assert table.shape == (3, 3 * 3 * 5)
+    kernel = export_cases.to_numpy(layer.kernel)
+    matrix = np.moveaxis(kernel, -1, 0).reshape(3, -1)
+    expected = np.zeros((2, 9, 9, 5), "float32")
+    for i in range(4):
+        for j in range(4):
+            expected[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :] += (x[:, i, j, :] @ matrix).reshape(2, 3, 3, 5)
+    expected += export_cases.to_numpy(layer.bias)
+    np.testing.assert_allclose(export_cases.to_numpy(model(x)), expected, rtol=1e-4, atol=1e-5)
+    # Re-imported: the kernel the tables' levels stand for, rolled back exactly.
+    chip = apply_tables(model, tmp_path / "t")
+    want = np.moveaxis(table.weights().reshape(3, 3, 3, 5), 0, -1)
+    np.testing.assert_array_equal(export_cases.to_numpy(chip.get_layer("layer").kernel), want)
+    np.testing.assert_array_equal(export_cases.to_numpy(chip.get_layer("layer").bias), export_cases.to_numpy(layer.bias))
+
+
+def test_transposed_conv_bias_is_no_bias_row(tmp_path):
+    model = export_cases._model((4, 4, 3), L.Conv2DTranspose(5, 3, name="layer"), name="up")
+    with pytest.raises(UnsupportedLayerError, match="Layer 'layer' cannot take bias='row': a transposed"):
+        conductance_tables(model, tmp_path / "t", bias="row")

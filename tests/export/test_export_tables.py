@@ -150,9 +150,9 @@ def test_manifest_cannot_point_outside_its_folder(tmp_path, mlp):
         load_tables(tmp_path / "t")
 
 
-def _transpose_conv_model():
+def _unsupported_layer_model():
     inputs = keras.Input((4, 4, 2))
-    x = L.Conv2DTranspose(3, 2, name="upsample")(inputs)
+    x = L.PReLU(name="prelu")(inputs)  # weights (its slopes) the layer table cannot map
     return keras.Model(inputs, L.Dense(2)(L.Flatten()(x)))
 
 
@@ -168,7 +168,7 @@ BAD_INPUTS = {
     "per": (lambda: dict(per="row"), InvalidArgumentError, "per must be one of"),
     "bias": (lambda: dict(bias="analog"), InvalidArgumentError, "bias must be one of"),
     "unsupported layer": (
-        lambda: dict(model=_transpose_conv_model()), UnsupportedLayerError, "Layer 'upsample' .Conv2DTranspose."
+        lambda: dict(model=_unsupported_layer_model()), UnsupportedLayerError, "Layer 'prelu' .PReLU."
     ),
 }
 
