@@ -126,7 +126,7 @@ def run(args):
             an unsupported layer, or a dataset that cannot be loaded.
     """
     from mat_keras.export import apply_tables, conductance_tables
-    from mat_keras.export.device import Device
+    from mat_keras.devices import Device
     from mat_keras.export.weights import plain_model
 
     # Options are checked before the model loads: a typo fails fast.
@@ -187,8 +187,8 @@ def _programming(args, device):
 
 def _describe(args, programming):
     """The re-import's programming noise, for the accuracy line ("" without noise)."""
-    from mat_keras.deployment import format_time
-    from mat_keras.device_models import DeviceModel
+    from mat_keras.devices import format_time
+    from mat_keras.devices import DeviceModel
 
     noise, time, compensation = programming
     if noise is None:

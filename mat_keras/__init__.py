@@ -13,7 +13,7 @@ Example:
 >>> print(mat.robustness_sweep(robust, x_test, y_test, draws=10).table())
 """
 
-from mat_keras import errors, noise
+from mat_keras import devices, errors, noise
 from mat_keras.callbacks import NoiseFineTuning, TwoPhaseSchedule
 from mat_keras.clipping import ClipByStd, WeightClip
 from mat_keras.deployment import DeploymentResult, deployment_sweep
@@ -32,6 +32,7 @@ __all__ = [
     "TwoPhaseSchedule",
     "WeightClip",
     "deployment_sweep",
+    "devices",
     "errors",
     "noise",
     "noisy_layers",

@@ -241,7 +241,7 @@ def _report(results, title, args, stem):
 
 def _run_train(args):
     import mat_keras as mat
-    from mat_keras.deployment import resolve_device
+    from mat_keras.devices import resolve_device
     from mat_keras.zoo.training import train_two_phase
 
     if args.noise is not None and args.noise_sd is not None:
