@@ -280,3 +280,11 @@ def test_negative_read_times_are_errors():
         mat.noise.DeviceModel().read(state, time=-1.0)
     with pytest.raises(InvalidArgumentError, match="seconds >= 0"):
         device.with_time(-1.0)
+
+
+def test_a_slot_takes_only_its_own_components():
+    assert mat.noise.DeviceModel(drift="drift").drift == mat.noise.Drift()
+    with pytest.raises(InvalidArgumentError, match="programming must be a programming component"):
+        mat.noise.DeviceModel(programming="drift")
+    with pytest.raises(InvalidArgumentError, match="read must be a read component"):
+        mat.noise.DeviceModel(read={"class_name": "stuck", "config": {}})

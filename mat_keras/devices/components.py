@@ -25,9 +25,14 @@ from mat_keras.validation import check_fraction, check_non_negative, check_numbe
 
 
 class Component(Configurable):
-    """Base of the parts of a device model: plain, serialisable settings."""
+    """Base of the parts of a device model: plain, serialisable settings.
+
+    `slot` names the `DeviceModel` argument a component fills
+    (`"programming"`, `"stuck"`, `"drift"` or `"read"`).
+    """
 
     kind = COMPONENT
+    slot = None
 
 
 def _polynomial_coefficients(sd):
@@ -67,6 +72,8 @@ class ProgrammingNoise(Component):
 
     >>> device = DeviceModel(programming=ProgrammingNoise([0.01, 0.03]))
     """
+
+    slot = "programming"
 
     def __init__(self, sd=0.02):
         self.coefficients = _polynomial_coefficients(sd)
@@ -122,6 +129,8 @@ class StuckDevices(Component):
     >>> StuckDevices(at_min=0.01, at_max=0.005)
     StuckDevices(at_min=0.01, at_max=0.005)
     """
+
+    slot = "stuck"
 
     def __init__(self, at_min=0.0, at_max=0.0):
         self.at_min = check_fraction(at_min, "at_min")
@@ -190,6 +199,8 @@ class Drift(Component):
     >>> drift.factor(0.05, 365 * 86400.0)   # conductance left after a year
     >>> Drift(nu_mean=(0.0244, -0.0155, 0.049, 0.1), nu_sd=0.01)  # state-dependent mean
     """
+
+    slot = "drift"
 
     def __init__(self, nu_mean=0.05, nu_sd=0.0, t0=20.0):
         self.nu_mean = _state_function(
@@ -277,6 +288,8 @@ class ReadNoise(Component):
     >>> ReadNoise(0.01)   # 1 % of the conductance, at every read
     ReadNoise(sd=0.01, exponent=0.0, max_sd=None, t_read=None)
     """
+
+    slot = "read"
 
     def __init__(self, sd=0.01, exponent=0.0, max_sd=None, t_read=None):
         self.sd = check_non_negative(sd, "read noise sd")

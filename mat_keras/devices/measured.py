@@ -207,6 +207,8 @@ class Measured(Component):
     >>> device = mat_keras.noise.DeviceModel(programming=Measured.from_csv("levels.csv"))
     """
 
+    slot = "programming"
+
     def __init__(self, targets, samples, distribution="empirical"):
         if distribution not in DISTRIBUTIONS:
             raise InvalidArgumentError(

@@ -180,7 +180,12 @@ class DeviceModel(NoiseModel):
     ):
         given = {"programming": programming, "stuck": stuck, "drift": drift, "read": read}
         for name, attribute, default in SLOTS:
-            setattr(self, attribute, get(given[name], COMPONENT, default, name))
+            component = get(given[name], COMPONENT, default, name)
+            if component is not None and component.slot != name:
+                raise InvalidArgumentError(
+                    f"{name} must be a {name} component, got {component!r}, a {component.slot} component."
+                )
+            setattr(self, attribute, component)
         self._levels_argument = levels
         self._g_min_argument = check_number(g_min, "g_min", minimum=0.0)
         if self._g_min_argument >= 1:

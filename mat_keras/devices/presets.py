@@ -10,6 +10,8 @@ Example:
 >>> DeviceModel(programming=PCM_PROGRAMMING, drift=None)   # PCM without drift
 """
 
+import inspect
+
 from mat_keras.devices.components import Drift, ProgrammingNoise, ReadNoise, StuckDevices
 from mat_keras.devices.model import DeviceModel
 from mat_keras.devices.units import YEAR
@@ -29,9 +31,34 @@ RRAM_STUCK = StuckDevices(at_min=0.01, at_max=0.005)
 #: g_min / g_max of the RRAM preset: 1 uS to 40 uS, as NeuRRAM.
 RRAM_G_MIN = 1.0 / 40.0
 
+# The arguments of a device model, in order, for presets given them positionally.
+_ARGUMENTS = tuple(inspect.signature(DeviceModel).parameters)
+
+
+class Preset(DeviceModel):
+    """A device model whose arguments not given take the class's `defaults`.
+
+    Example:
+
+    >>> class Slow(Preset):
+    ...     defaults = {"drift": {"nu_mean": 0.01}}
+    >>> Slow(read=0.01).drift
+    Drift(nu_mean=0.01, nu_sd=0.0, t0=20.0)
+    """
+
+    #: Argument name -> default, for the arguments whose default differs from `DeviceModel`'s.
+    defaults = {}
+
+    def __init__(self, *args, **kwargs):
+        given = dict(zip(_ARGUMENTS, args))
+        duplicated = sorted(given.keys() & kwargs.keys())
+        if duplicated:
+            raise TypeError(f"{type(self).__name__} got multiple values for {', '.join(duplicated)}.")
+        super().__init__(**{**self.defaults, **given, **kwargs})
+
 
 @register("pcm")
-class PCM(DeviceModel):
+class PCM(Preset):
     """A phase-change-memory-like device: programming noise, drift, read noise.
 
     Weights on differential pairs with `g_min = 0` (a RESET device), as in
@@ -48,8 +75,8 @@ class PCM(DeviceModel):
     - 1/f read noise, relative sd `min(0.0088 g**-0.65, 0.2) *
       sqrt(log((t + t_read) / (2 t_read)))`, `t_read` = 250 ns (`PCM_READ`).
 
-    The arguments are those of `DeviceModel` with these defaults. For
-    training, `perturbation` reads at `time`, by default one year after
+    The arguments are those of `DeviceModel`; those not given take these
+    defaults (`PCM.defaults`). For training, `perturbation` reads at `time`, by default one year after
     programming (the end of the horizon `deployment_sweep` evaluates by
     default), drift compensated, so the network learns the drift spread and
     the accumulated read noise as well as the programming error.
@@ -60,22 +87,11 @@ class PCM(DeviceModel):
     >>> mat_keras.noise.get("pcm").with_time(365 * 86400.0)
     """
 
-    def __init__(
-        self,
-        programming=PCM_PROGRAMMING,
-        stuck=None,
-        drift=PCM_DRIFT,
-        read=PCM_READ,
-        levels=None,
-        g_min=0.0,
-        time=YEAR,
-        compensation=True,
-    ):
-        super().__init__(programming, stuck, drift, read, levels, g_min, time, compensation)
+    defaults = {"programming": PCM_PROGRAMMING, "drift": PCM_DRIFT, "read": PCM_READ, "time": YEAR}
 
 
 @register("rram")
-class RRAM(DeviceModel):
+class RRAM(Preset):
     """A resistive-RAM-like device: state-dependent programming noise, stuck devices, no drift.
 
     Differential pairs from 1 uS to 40 uS (`g_min = 1/40` of `g_max`), the
@@ -88,22 +104,12 @@ class RRAM(DeviceModel):
     arrays to several % for unverified ones), not a fit to one chip; measure
     your own devices and use `mat_keras.devices.Measured`.
 
-    The arguments are those of `DeviceModel` with these defaults.
+    The arguments are those of `DeviceModel`; those not given take these
+    defaults (`RRAM.defaults`).
 
     Example:
 
     >>> mat_keras.noise.get("rram")
     """
 
-    def __init__(
-        self,
-        programming=RRAM_PROGRAMMING,
-        stuck=RRAM_STUCK,
-        drift=None,
-        read=None,
-        levels=None,
-        g_min=RRAM_G_MIN,
-        time=0.0,
-        compensation=True,
-    ):
-        super().__init__(programming, stuck, drift, read, levels, g_min, time, compensation)
+    defaults = {"programming": RRAM_PROGRAMMING, "stuck": RRAM_STUCK, "g_min": RRAM_G_MIN}
