@@ -40,8 +40,7 @@ _COMPENSATION = {False: (False,), True: (True,), "both": (False, True)}
 _BIASES = ("digital", "devices")
 
 # `parse_time`, `format_time` and `resolve_device` live in `mat_keras.devices`;
-# the CLI reads them from here too.
-__all__ = ["DEFAULT_TIMES", "DeploymentResult", "deployment_sweep", "format_time", "parse_time", "resolve_device"]
+# the CLI still reads them from here (`deployment.parse_time`).
 
 
 @dataclasses.dataclass
