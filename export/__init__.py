@@ -14,14 +14,15 @@ Example:
 >>> tables = export.load_tables("chip/")          # checksums verified
 >>> chip = export.apply_tables(model, "chip/", programming_noise=0.02, seed=0)
 
-Modules: `device` (the device), `layouts` (which weights become which
-matrix), `graph` (walking a model, BatchNorm pairing), `folding` (BatchNorm
-folding), `mapping` (scales and levels), `tiles`, `tables` (files, manifest,
-loading), `apply` (weights back into a model), `cli` (`mat-keras export`).
+Modules: `layouts` (which weights become which matrix), `graph` (walking a
+model, BatchNorm pairing), `folding` (BatchNorm folding), `mapping` (scales,
+matrices onto levels), `tiles`, `tables` (files, manifest, loading), `apply`
+(weights back into a model), `cli` (`mat-keras export`). The device spec,
+`Device`, and the weight <-> conductance mapping are `mat_keras.devices`'.
 """
 
+from mat_keras.devices import Device
 from mat_keras.export.apply import apply_tables, fold_batchnorm, resolve_programming_noise
-from mat_keras.export.device import Device
 from mat_keras.export.errors import (
     OutputExistsError,
     SchemaVersionError,

@@ -17,33 +17,34 @@ the unused one at level 0 included; the offset scheme's reference column is
 exact). A plain number is a Gaussian sd in those normalised units
 (`Gaussian(sd, relative_to="absolute")`).
 
-**Device models** (`mat_keras.device_models.DeviceModel`: `"pcm"`, `"rram"`,
+**Device models** (`mat_keras.devices.DeviceModel`: `"pcm"`, `"rram"`,
 `"measured"`, a measurements CSV, a JSON config, ...) program the devices
-instead, as a chip would be programmed from the tables:
+instead, as a chip would be programmed from the tables. The tables' device
+spec (a `mat_keras.devices.Device`, levels and range) says what is
+programmed; the device model what happens to a conductance:
 
-1. The targets are the tables' level conductances, in units of the table
-   device's `g_max` (both devices of a differential pair; the single device
-   of the offset scheme).
-2. The device model programs them (`DeviceModel.program_conductances`:
-   programming error, stuck devices, drift exponents) and reads them `time`
-   seconds later (`DeviceModel.conductances`: drift, read noise).
-3. The weights are read back by the table device's rule
-   (`mapping.weights_from_conductances`, the offset scheme's reference
-   column exact and drift-free), so a device model without noise parts
-   gives the dequantised tables exactly.
+1. The targets are the tables' level conductances, in units of `g_max`
+   (both devices of a differential pair; the single device of the offset
+   scheme), on the tables' device.
+2. The device model programs them on that device
+   (`DeviceModel.program_conductances`: programming error, stuck devices at
+   the lowest level or at `g_max`, drift exponents) and reads them `time`
+   seconds later (drift, read noise).
+3. The weights are read back by the one mapping of the tables' device
+   (`mat_keras.devices.mapping`, the offset scheme's reference column exact
+   and drift-free), so a device model without noise parts gives the
+   dequantised tables exactly.
 4. Global drift compensation, when on (by default the device model's own
    setting): as the chip measures it, each matrix is read with an all-ones
    input at time 0 and at `time`, and the ratio of the summed absolute
-   outputs (`device_models.calibration_signal`) rescales its weights.
+   outputs (`mat_keras.devices.calibration_signal`) rescales its weights.
 
-The tables' device and the device model must agree on the levels, with this
-rule: the tables say what is programmed (levels and range), the device model
-what happens to a conductance. A device model without levels of its own
-(`"pcm"`, `"rram"`: analog targets) takes the table device's lowest level as
-its `g_min` (where its stuck-at-`g_min` devices sit); one with levels (a
-level count, explicit levels, a measured device) must have the tables'
-level conductances in units of `g_max` (within 1e-6), else an
-`InvalidArgumentError` names both.
+A device model without levels of its own (`"pcm"`, `"rram"`: analog targets)
+programs any tables. One with levels (a level count, explicit levels, a
+measured device) programs the tables' level `k` where it would program its
+own level `k` (a measured device draws from the measurements of level `k`),
+so it needs as many levels as the tables, else an `InvalidArgumentError`
+names both.
 """
 
 import math
@@ -52,15 +53,12 @@ import numbers
 import keras
 import numpy as np
 
-from mat_keras import deployment, device_models
 from mat_keras import noise as noise_lib
+from mat_keras.devices import DeviceModel, parse_time, resolve_device
+from mat_keras.devices import mapping as device_mapping
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.export import folding, graph, layouts, mapping, weights
+from mat_keras.export import folding, graph, layouts, weights
 from mat_keras.export.tables import Tables, load_tables
-
-#: Largest difference (units of `g_max`) between the level conductances of a
-#: device model and of the tables that still counts as the same levels.
-LEVEL_TOLERANCE = 1e-6
 
 
 def resolve_programming_noise(programming_noise):
@@ -68,7 +66,7 @@ def resolve_programming_noise(programming_noise):
 
     Args:
         programming_noise: None; a number (Gaussian sd in normalised
-            conductance units); anything `mat_keras.deployment.resolve_device`
+            conductance units); anything `mat_keras.devices.resolve_device`
             resolves (a noise model or device model, an alias such as
             `"pcm"`, a measurements CSV, a JSON config).
 
@@ -81,7 +79,7 @@ def resolve_programming_noise(programming_noise):
         return None
     if isinstance(programming_noise, numbers.Real) and not isinstance(programming_noise, bool):
         return noise_lib.Gaussian(programming_noise, relative_to="absolute")
-    return deployment.resolve_device(programming_noise)
+    return resolve_device(programming_noise)
 
 
 def resolve_programming(programming_noise, device, time=0.0, compensation=None):
@@ -89,16 +87,16 @@ def resolve_programming(programming_noise, device, time=0.0, compensation=None):
 
     Args:
         programming_noise: see `apply_tables`.
-        device: the tables' `export.Device`.
+        device: the tables' `Device`.
         time: seconds after programming at which the weights are read, a
             number or a string with a unit (`"1y"`, see
-            `mat_keras.deployment.parse_time`).
+            `mat_keras.devices.parse_time`).
         compensation: global drift compensation: True, False, or None for
             the device model's own setting.
 
     Returns:
-        The noise model (a device model on the table device's terms, see
-        `on_table_terms`) or None; the time in seconds; whether drift
+        The noise model (a device model checked against the tables' levels,
+        see `check_levels`) or None; the time in seconds; whether drift
         compensation applies (None without a device model), so that the
         triple passes back through unchanged.
 
@@ -109,12 +107,12 @@ def resolve_programming(programming_noise, device, time=0.0, compensation=None):
     Example:
 
     >>> noise, time, compensation = resolve_programming("pcm", Device(1e-6, 40e-6, 16), "1y")
-    >>> round(noise.g_min, 6), time, compensation
-    (0.025, 31536000.0, True)
+    >>> type(noise).__name__, time, compensation
+    ('PCM', 31536000.0, True)
     """
     noise = resolve_programming_noise(programming_noise)
-    time = deployment.parse_time(time) if isinstance(time, str) else device_models.check_time(time)
-    if not isinstance(noise, device_models.DeviceModel):
+    time = parse_time(time, "time")
+    if not isinstance(noise, DeviceModel):
         if time or compensation is not None:
             raise InvalidArgumentError(
                 "A time after programming and drift compensation need a device model such as "
@@ -122,54 +120,41 @@ def resolve_programming(programming_noise, device, time=0.0, compensation=None):
             )
         return noise, time, None
     compensation = noise.compensation if compensation is None else bool(compensation)
-    return on_table_terms(noise, device), time, compensation
+    return check_levels(noise, device), time, compensation
 
 
-def on_table_terms(model, device):
-    """Returns the device model that programs tables of `device` (see the module docstring).
+def check_levels(model, device):
+    """Returns `model` after checking that it can program tables of `device`.
 
     Args:
         model: a `DeviceModel`.
-        device: the tables' `export.Device`.
-
-    Returns:
-        `model` itself, or a copy of it with the table device's lowest level
-        (in units of `g_max`) as `g_min` when it has no levels of its own.
+        device: the tables' `Device`.
 
     Raises:
-        InvalidArgumentError: the model's levels are not the tables' levels.
+        InvalidArgumentError: the model has levels of its own, and not as
+            many as the tables (see the module docstring).
 
     Example:
 
-    >>> round(on_table_terms(mat_keras.noise.get("pcm"), Device(1e-6, 40e-6, 16)).g_min, 6)
-    0.025
+    >>> check_levels(mat_keras.noise.get("measured"), Device(1e-6, 40e-6, 16))
+    Traceback (most recent call last):
+    InvalidArgumentError: The device model's levels (8 levels) are not the tables' (16 levels); ...
     """
-    levels = device.levels.values / device.g_max
-    if model.levels is None:
-        if model.g_min == levels[0]:
-            return model
-        config = model.get_config()
-        config["g_min"] = float(levels[0])
-        return type(model).from_config(config)
-    own = model.g_min + model.levels.values * (1.0 - model.g_min)
-    if own.shape != levels.shape or not np.allclose(own, levels, rtol=0.0, atol=LEVEL_TOLERANCE):
+    own = model.device.num_levels
+    if own is not None and own != device.num_levels:
         raise InvalidArgumentError(
-            f"The device model's levels ({_format_levels(own)} of g_max) are not the tables' "
-            f"({_format_levels(levels)} of g_max); export the tables to the device's levels."
+            f"The device model's levels ({own} levels) are not the tables' "
+            f"({device.num_levels} levels); export the tables to the device's levels."
         )
     return model
 
 
-def _format_levels(values):
-    return ", ".join(f"{v:.4g}" for v in values)
-
-
 def program(levels, device, noise, seed):
-    """Returns the conductances (siemens, float64) programmed for `levels` with weight noise.
+    """Returns the conductances (units of `g_max`, float64) programmed for `levels` with weight noise.
 
     Args:
         levels: array of level indices.
-        device: the `export.Device`.
+        device: the tables' `Device`.
         noise: a `NoiseModel` that is not a device model, or None (exact
             levels).
         seed: a `keras.random.SeedGenerator` (or int) for the draw.
@@ -178,14 +163,15 @@ def program(levels, device, noise, seed):
 
     >>> g = program(table.level_plus, device, Gaussian(0.02, "absolute"), keras.random.SeedGenerator(0))
     """
-    g = device.levels.values[levels]
+    g = device_mapping.level_conductances(levels, device)
     if noise is None:
         return g
-    span = device.g_max - device.g_min
-    unit = ((g - device.g_min) / span).astype(np.float32)
+    low = device.g_min / device.g_max
+    span = 1.0 - low
+    unit = ((g - low) / span).astype(np.float32)
     delta = keras.ops.convert_to_numpy(noise.perturbation(keras.ops.convert_to_tensor(unit), seed))
     unit = np.clip(unit + delta, 0.0, 1.0)
-    return device.g_min + unit.astype(np.float64) * span
+    return low + unit.astype(np.float64) * span
 
 
 def programmed_weights(table, noise=None, seed=None, time=0.0, compensation=False):
@@ -197,8 +183,8 @@ def programmed_weights(table, noise=None, seed=None, time=0.0, compensation=Fals
 
     Args:
         table: a `MatrixTable`.
-        noise: None, a weight noise model, or a device model on the table
-            device's terms (`resolve_programming`).
+        noise: None, a weight noise model, or a device model checked
+            against the table's device (`resolve_programming`).
         seed: a `keras.random.SeedGenerator` (or int) for the draws.
         time: seconds after programming (device models only).
         compensation: apply global drift compensation (device models only).
@@ -213,33 +199,24 @@ def programmed_weights(table, noise=None, seed=None, time=0.0, compensation=Fals
     """
     if noise is None:
         return table.weights()
-    if isinstance(noise, device_models.DeviceModel):
+    if isinstance(noise, DeviceModel):
         return _device_weights(table, noise, seed, time, compensation)
     g_plus, g_minus = (
         None if levels is None else program(levels, table.device, noise, seed)
         for levels in (table.level_plus, table.level_minus)
     )
-    return mapping.weights_from_conductances(g_plus, g_minus, table.scale, table.device)
+    return device_mapping.from_conductances(g_plus, g_minus, table.scale, table.device)
 
 
 def _device_weights(table, model, seed, time, compensation):
     """The weights of `table` programmed once on `model`, read at `time` (module docstring)."""
     device = table.device
     indices = [levels for levels in (table.level_plus, table.level_minus) if levels is not None]
-    target = np.stack([device.levels.values[levels] for levels in indices]) / device.g_max
-    state = model.program_conductances(target.astype(np.float32), seed=seed, calibrate=False)
-
-    def read(at):
-        g = keras.ops.convert_to_numpy(model.conductances(state, at, seed)) * device.g_max
-        g_minus = g[1] if len(g) > 1 else None
-        return mapping.weights_from_conductances(g[0], g_minus, table.scale, device)
-
-    weights = read(time)
-    if compensation:
-        reference = float(keras.ops.convert_to_numpy(device_models.calibration_signal(read(0.0))))
-        current = float(keras.ops.convert_to_numpy(device_models.calibration_signal(read(time))))
-        weights = weights * np.float32(reference / current if current > 0 else 1.0)
-    return weights
+    target = np.stack([device_mapping.level_conductances(levels, device) for levels in indices])
+    state = model.program_conductances(
+        target.astype(np.float32), table.scale, seed, calibrate=False, device=device
+    )
+    return keras.ops.convert_to_numpy(model.read(state, time, seed, compensation=compensation))
 
 
 def apply_tables(model, tables, programming_noise=None, seed=None, time=0.0, compensation=None):

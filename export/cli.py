@@ -22,12 +22,10 @@ import os
 import numpy as np
 
 from mat_keras import zoo
-from mat_keras.deployment import format_time
-from mat_keras.device_models import DeviceModel
+from mat_keras.devices import Device, DeviceModel, format_time
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.export import apply_tables, conductance_tables
 from mat_keras.export.apply import resolve_programming
-from mat_keras.export.device import Device
 from mat_keras.export.weights import plain_model
 from mat_keras.io_utils import load_model_file
 from mat_keras.validation import check_seed

@@ -1,15 +1,11 @@
-"""From float weights to device levels and back.
+"""The exporter's scales, and its matrices mapped onto device levels in blocks.
 
 A matrix `W` gets a scale `s` (one per matrix, or one per column): the
 largest magnitude `max|W|`, or a percentile of `|W|` (weights beyond it are
-clipped to `+-s`). `W / s` lies in [-1, 1] and is mapped onto the device's
-normalised levels `u_k = (g_k - g_lo) / (g_hi - g_lo)` in [0, 1]:
-
-- differential: `|W| / s` snaps to the nearest `u_k`; the level index goes to
-  G+ for a positive weight, to G- for a negative one, the other side gets
-  level 0. Weight read back: `s * (u[plus] - u[minus])`.
-- offset: `(W / s + 1) / 2` snaps to the nearest `u_k`. Weight read back:
-  `s * (2 * u[level] - 1)`.
+clipped to `+-s`). `W / s`, clipped to [-1, 1], goes onto the device's levels
+by the one mapping of `mat_keras.devices.mapping` (differential: `|W| / s` to
+G+ or G-; offset: `(W / s + 1) / 2` to the single device), which also reads
+levels back (`dequantise`).
 
 For weights inside the clipping range the error is at most half the largest
 level gap times the scale (`device.weight_step / 2 * s`).
@@ -24,6 +20,7 @@ import math
 
 import numpy as np
 
+from mat_keras.devices import mapping as device_mapping
 from mat_keras.errors import InvalidArgumentError
 
 #: Elements processed at once; bounds the temporary memory of one block.
@@ -153,7 +150,7 @@ def map_matrix(matrix, scale, device):
     Args:
         matrix: 2-D float array.
         scale: its scale, from `compute_scale`.
-        device: an `export.Device`.
+        device: a `mat_keras.devices.Device` with levels.
 
     Returns:
         A `Mapped`.
@@ -166,13 +163,11 @@ def map_matrix(matrix, scale, device):
     True
     """
     rows, cols = matrix.shape
-    levels = device.normalised_levels
-    values = levels.values.astype(np.float32)
-    differential = device.scheme == "differential"
-    plus = np.empty((rows, cols), dtype=levels.dtype)
-    minus = np.empty((rows, cols), dtype=levels.dtype) if differential else None
+    count = device.levels.count
+    plus = np.empty((rows, cols), dtype=device.levels.dtype)
+    minus = np.empty_like(plus) if device.scheme == "differential" else None
     scale32 = np.asarray(scale, dtype=np.float32)
-    counts = np.zeros(levels.count, dtype=np.int64)
+    counts = np.zeros(count, dtype=np.int64)
     max_error = max_steps = 0.0
     squared = 0.0
     clipped = 0
@@ -182,22 +177,16 @@ def map_matrix(matrix, scale, device):
         unit = weights / scale32  # W / s; a new array, ours to modify
         clipped += int(np.count_nonzero(np.abs(unit) > 1))
         np.clip(unit, -1.0, 1.0, out=unit)
-        if differential:
-            index = levels.index(np.abs(unit))
-            # The active side takes the level, the other stays at level 0.
-            np.multiply(index, unit > 0, out=plus[block])
-            np.multiply(index, unit < 0, out=minus[block])
-            rebuilt = values[index]
-            np.copysign(rebuilt, unit, out=rebuilt)
-            counts += np.bincount(index.ravel(), minlength=levels.count)
-            counts[0] += index.size  # the idle device of every pair
-        else:
-            index = levels.index((unit + 1.0) * 0.5)
-            plus[block] = index
-            rebuilt = values[index] * 2.0 - 1.0
-            counts += np.bincount(index.ravel(), minlength=levels.count)
-        if not index.size:
+        block_plus, block_minus = device_mapping.to_levels(unit, device)
+        plus[block] = block_plus
+        # Every device is counted, the idle one of a differential pair too.
+        counts += np.bincount(block_plus.ravel(), minlength=count)
+        if minus is not None:
+            minus[block] = block_minus
+            counts += np.bincount(block_minus.ravel(), minlength=count)
+        if not unit.size:
             continue
+        rebuilt = device_mapping.from_levels(block_plus, block_minus, device)
         # Error against the clipped weight, in units of the scale.
         error = unit - rebuilt
         np.abs(error, out=error)
@@ -210,13 +199,12 @@ def map_matrix(matrix, scale, device):
     if not per_column:
         max_error = max_steps * float(scale32)
     size = max(1, rows * cols)
-    step = device.weight_step
     return Mapped(
         level_plus=plus,
         level_minus=minus,
         scale=np.asarray(scale, dtype=np.float64),
         max_error=max_error,
-        max_error_steps=max_steps / step,
+        max_error_steps=max_steps / device.weight_step,
         rms_error=math.sqrt(squared / size),
         clipped_fraction=clipped / size,
         level_counts=counts,
@@ -230,40 +218,15 @@ def dequantise(level_plus, level_minus, scale, device):
         level_plus: level indices of G+ (or of the single offset device).
         level_minus: level indices of G- (differential) or None.
         scale: float array of shape () or (cols,).
-        device: the `export.Device` the levels belong to.
+        device: the `Device` the levels belong to.
 
     Example:
 
     >>> weights = dequantise(mapped.level_plus, mapped.level_minus, mapped.scale, device)
     """
-    values = device.normalised_levels.values.astype(np.float32)
-    scale32 = np.asarray(scale, dtype=np.float32)
-    if device.scheme == "differential":
-        unit = values[level_plus] - values[level_minus]
-    else:
-        unit = values[level_plus] * 2.0 - 1.0
-    unit *= scale32
+    unit = device_mapping.from_levels(level_plus, level_minus, device)
+    unit *= np.asarray(scale, dtype=np.float32)
     return unit
-
-
-def weights_from_conductances(g_plus, g_minus, scale, device):
-    """Returns the weights that read conductances (siemens) stand for.
-
-    The inverse of the mapping for any conductance, not only a level: used
-    with programmed (noisy) conductances. `g_minus` is ignored for the
-    offset scheme, whose reference is `device.g_ref`.
-
-    Example:
-
-    >>> weights = weights_from_conductances(g_plus, g_minus, scale, device)
-    """
-    span = device.g_hi - device.g_lo
-    scale64 = np.asarray(scale, dtype=np.float64)
-    if device.scheme == "differential":
-        unit = (np.asarray(g_plus, np.float64) - np.asarray(g_minus, np.float64)) / span
-    else:
-        unit = 2.0 * (np.asarray(g_plus, np.float64) - device.g_ref) / span
-    return (unit * scale64).astype(np.float32)
 
 
 def conductances(indices, device, unit=1e-6):
@@ -271,7 +234,7 @@ def conductances(indices, device, unit=1e-6):
 
     Args:
         indices: array of level indices.
-        device: the `export.Device`.
+        device: the `Device`.
         unit: 1e-6 for microsiemens (the tables' unit).
 
     Returns:

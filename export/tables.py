@@ -38,8 +38,8 @@ import keras
 import numpy as np
 
 from mat_keras import layers as layer_table
+from mat_keras.devices import Device
 from mat_keras.export import files, graph, mapping, weights
-from mat_keras.export.device import Device
 from mat_keras.export.errors import SchemaVersionError, TableIntegrityError
 from mat_keras.export.summary import ExportSummary, MatrixSummary
 from mat_keras.export.tiles import Tile, check_tile, grid_shape, tile_grid
@@ -64,11 +64,13 @@ def resolve_device(device):
     """Returns a `Device` from a `Device`, a config dict or None (the default)."""
     if device is None:
         return default_device()
-    if isinstance(device, Device):
-        return device
     if isinstance(device, dict):
-        return Device.from_config(device)
-    raise InvalidArgumentError(f"device must be an export.Device, got {type(device).__name__}.")
+        device = Device.from_config(device)
+    if not isinstance(device, Device):
+        raise InvalidArgumentError(f"device must be an export.Device, got {type(device).__name__}.")
+    if device.levels is None:
+        raise InvalidArgumentError("The tables need a device with levels: an integer >= 2 or a list of conductances.")
+    return device
 
 
 def check_formats(formats):

@@ -16,6 +16,7 @@ import typing
 
 import numpy as np
 
+from mat_keras.devices import format_time
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.io_utils import atomic_path, atomic_write
 
@@ -223,7 +224,7 @@ class DeploymentResult(LevelResult):
     plot_title = "Deployment"
 
     def level_label(self, level):
-        return _format_time(level)
+        return format_time(level)
 
     def format_axis(self, ax):
         times = np.asarray(self.times, dtype=float)
@@ -232,7 +233,7 @@ class DeploymentResult(LevelResult):
         else:
             ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xticks(times)
-        ax.set_xticklabels([_format_time(t) for t in times], rotation=30, fontsize=8)
+        ax.set_xticklabels([format_time(t) for t in times], rotation=30, fontsize=8)
         ax.minorticks_off()
 
     def to_dict(self):
@@ -241,13 +242,6 @@ class DeploymentResult(LevelResult):
     @classmethod
     def from_dict(cls, data):
         return cls(**cls._fields_from_dict(data), compensated=bool(data.get("compensated", False)))
-
-
-def _format_time(seconds):
-    # Imported here: the deployment sweep imports this module.
-    from mat_keras.deployment import format_time
-
-    return format_time(seconds)
 
 
 # The kind a JSON record names -> its class; records without one are sweeps.

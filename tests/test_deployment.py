@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import mat_keras as mat
-from mat_keras import device_models as dm
-from mat_keras.deployment import DeploymentResult, format_time, parse_time
+from mat_keras.deployment import DeploymentResult
+from mat_keras.devices import units
+from mat_keras.devices.units import format_time, parse_time
 from mat_keras.errors import InvalidArgumentError
 
-TIMES = [0.0, 60.0, dm.DAY, dm.YEAR]
+TIMES = [0.0, 60.0, units.DAY, units.YEAR]
 
 
 def _classifier(use_bias, seed=0):
@@ -125,7 +126,7 @@ def test_biases_stay_digital_unless_asked(biased):
 
 def test_a_weight_noise_model_deploys_like_the_robustness_sweep(homogeneous):
     model, x, y = homogeneous
-    (deployed,) = mat.deployment_sweep(model, x, y, device=0.1, times=[0.0, dm.YEAR], draws=4, seed=7,
+    (deployed,) = mat.deployment_sweep(model, x, y, device=0.1, times=[0.0, units.YEAR], draws=4, seed=7,
                                        compensation=False, verbose=0)
     swept = mat.robustness_sweep(model, x, y, sds=[0.1], draws=4, seed=7, verbose=0)
     np.testing.assert_array_equal(deployed.accuracy[0], swept.accuracy[0])
@@ -134,7 +135,7 @@ def test_a_weight_noise_model_deploys_like_the_robustness_sweep(homogeneous):
 
 def test_seeded_and_reproducible(homogeneous):
     model, x, y = homogeneous
-    run = lambda seed: mat.deployment_sweep(model, x, y, device="pcm", times=[dm.YEAR], draws=3, seed=seed,  # noqa: E731
+    run = lambda seed: mat.deployment_sweep(model, x, y, device="pcm", times=[units.YEAR], draws=3, seed=seed,  # noqa: E731
                                             compensation=False, verbose=0)[0].accuracy
     np.testing.assert_array_equal(run(1), run(1))
     assert not np.array_equal(run(1), run(2))
@@ -148,11 +149,11 @@ def test_tables_plots_and_files(biased, tmp_path):
     lines = table.splitlines()
     assert lines[0].startswith("time") and "toy, uncompensated (n=2)" in lines[0]
     assert [line.split("  ")[0] for line in lines[1:]] == ["1 s", "1 h", "1 year"]
-    assert results[0].times == [1.0, 3600.0, dm.YEAR]
+    assert results[0].times == [1.0, 3600.0, units.YEAR]
     mat.sweep.save_json(tmp_path / "d.json", results)
     payload = json.loads((tmp_path / "d.json").read_text())
     assert payload[1]["kind"] == "deployment" and payload[1]["compensated"] is True
-    assert payload[0]["times_s"] == [1.0, 3600.0, dm.YEAR]
+    assert payload[0]["times_s"] == [1.0, 3600.0, units.YEAR]
     again = DeploymentResult.from_dict(payload[1])
     np.testing.assert_array_equal(again.accuracy, results[1].accuracy)
     assert again.compensated
@@ -161,9 +162,9 @@ def test_tables_plots_and_files(biased, tmp_path):
 
 
 def test_time_parsing_and_formatting():
-    assert parse_time("1s") == 1.0 and parse_time("1h") == 3600.0 and parse_time("2 days") == 2 * dm.DAY
-    assert parse_time("1mo") == dm.MONTH and parse_time("1y") == dm.YEAR and parse_time(86400) == dm.DAY
-    assert [format_time(t) for t in (0, 1, 3600, dm.DAY, dm.MONTH, dm.YEAR, 2 * dm.YEAR)] == [
+    assert parse_time("1s") == 1.0 and parse_time("1h") == 3600.0 and parse_time("2 days") == 2 * units.DAY
+    assert parse_time("1mo") == units.MONTH and parse_time("1y") == units.YEAR and parse_time(86400) == units.DAY
+    assert [format_time(t) for t in (0, 1, 3600, units.DAY, units.MONTH, units.YEAR, 2 * units.YEAR)] == [
         "0 s", "1 s", "1 h", "1 day", "1 month", "1 year", "2 years",
     ]
     for bad in ("-1h", "1 fortnight", "soon", -3.0):
@@ -332,7 +333,7 @@ NOISY_PCM = mat.noise.PCM(programming=0.25)
 def test_mat_keeps_more_accuracy_after_a_year_on_a_noisy_device(mnist, clean_8):
     robust = _fine_tune(clean_8, mnist, noise=NOISY_PCM)  # 8 clean + 2 MAT epochs
     control = _fine_tune(clean_8, mnist)  # 10 clean epochs
-    year = dict(device=NOISY_PCM, times=[dm.YEAR], draws=5, seed=0, compensation=True, verbose=0)
+    year = dict(device=NOISY_PCM, times=[units.YEAR], draws=5, seed=0, compensation=True, verbose=0)
     (clean_year,) = mat.deployment_sweep(control, mnist.x_test, mnist.y_test, **year)
     (robust_year,) = mat.deployment_sweep(robust, mnist.x_test, mnist.y_test, **year)
     assert robust_year.mean()[0] > clean_year.mean()[0] + 0.02
@@ -343,7 +344,7 @@ def test_the_pcm_preset_costs_the_clean_mlp_little_over_a_year(mnist, clean_8):
     # The README's finding: published PCM statistics barely hurt this network, so
     # PCM-aware training has little to recover on it.
     first, year = mat.deployment_sweep(clean_8, mnist.x_test, mnist.y_test, device="pcm",
-                                       times=[1.0, dm.YEAR], draws=5, seed=0, compensation=True,
+                                       times=[1.0, units.YEAR], draws=5, seed=0, compensation=True,
                                        verbose=0)[0].mean()
     assert year > first - 0.02
 

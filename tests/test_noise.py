@@ -87,3 +87,50 @@ def test_bad_identifiers():
         mat.noise.Gaussian(0.1, relative_to="mean")
     with pytest.raises(mat.errors.InvalidArgumentError):
         mat.noise.get([0.1])
+
+
+# -- the one registry: noise models and device components ------------------------------------
+
+
+def test_one_registry_resolves_noise_models_and_device_components():
+    component = mat.noise.COMPONENT
+    # One alias, two kinds: the noise model "measured" and the programming component "measured".
+    assert "measured" in mat.noise.aliases() and "measured" in mat.noise.aliases(component)
+    assert isinstance(mat.noise.get("measured"), mat.noise.MeasuredDevice)
+    assert mat.noise.lookup("measured", component) is mat.noise.Measured
+    assert mat.noise.get("drift", component) == mat.noise.Drift()
+    assert mat.noise.get({"class_name": "read_noise", "config": {"sd": 0.02}}, component) == mat.noise.ReadNoise(0.02)
+    assert mat.noise.get(0.03, component, default=mat.noise.ProgrammingNoise) == mat.noise.ProgrammingNoise(0.03)
+    assert mat.noise.get({"at_min": 0.1}, component, default=mat.noise.StuckDevices) == mat.noise.StuckDevices(0.1)
+    drift = mat.noise.Drift(0.05, 0.01)
+    assert mat.noise.deserialize(mat.noise.serialize(drift), component) == drift
+    assert mat.noise.serialize(drift)["registered_name"] == "mat_keras>Drift"
+    # The kinds stay apart.
+    with pytest.raises(mat.errors.InvalidArgumentError, match="as a device component"):
+        mat.noise.get(mat.noise.Gaussian(0.1), component)
+    with pytest.raises(mat.errors.InvalidArgumentError, match="as a noise model"):
+        mat.noise.get(drift)
+
+
+def test_configs_written_before_the_devices_package_still_load():
+    # A PCM as the wrapper saved it into .keras files before: its class under
+    # the old module, its components in the short {"class_name", "config"} form.
+    old = {
+        "module": "mat_keras.device_models",
+        "class_name": "PCM",
+        "config": {
+            "programming": {"class_name": "ProgrammingNoise", "config": {"sd": [0.01054, 0.0786, -0.046924]}},
+            "stuck": None,
+            "drift": {"class_name": "Drift", "config": {"nu_mean": [0.0244, -0.0155, 0.049, 0.1],
+                                                        "nu_sd": [-0.0059, -0.0125, 0.008, 0.045], "t0": 20.0}},
+            "read": {"class_name": "ReadNoise",
+                     "config": {"sd": 0.0088, "exponent": 0.65, "max_sd": 0.2, "t_read": 2.5e-07}},
+            "levels": None,
+            "g_min": 0.0,
+            "time": 31536000.0,
+            "compensation": True,
+        },
+        "registered_name": "mat_keras>PCM",
+    }
+    assert mat.noise.get(old) == mat.noise.PCM()
+    assert keras.saving.deserialize_keras_object(old) == mat.noise.PCM()

@@ -12,6 +12,7 @@ import os
 
 from mat_keras import deployment
 from mat_keras.commands import runs
+from mat_keras.devices import parse_time, resolve_device
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.io_utils import load_model_file
 from mat_keras.zoo.training import check_model_fits
@@ -69,10 +70,10 @@ def _run_deployment(args):
         raise InvalidArgumentError("--sds sets noise levels; with --device give --times instead.")
     runs.check_sweep_arguments(args)
     times = (
-        [deployment.parse_time(t) for t in args.times.split(",") if t.strip()]
+        [parse_time(t) for t in args.times.split(",") if t.strip()]
         if args.times is not None else list(deployment.DEFAULT_TIMES)
     )
-    device = deployment.resolve_device(args.device)
+    device = resolve_device(args.device)
     name, model, task, data = _load(args)
     print(f"Deployment of {name} on {type(device).__name__}: {len(times)} times x {args.draws} "
           f"programmings on {data.name} test data")

@@ -10,7 +10,7 @@ options.
 
 import mat_keras as mat
 from mat_keras.commands import runs
-from mat_keras.deployment import resolve_device
+from mat_keras.devices import resolve_device
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.io_utils import atomic_path, load_model_file
 from mat_keras.validation import check_integer

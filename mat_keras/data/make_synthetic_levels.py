@@ -1,6 +1,6 @@
 """Regenerates `synthetic_rram_levels.csv`, the SYNTHETIC measured-device example.
 
-The numbers are made up (see `mat_keras.measured.synthetic_measurements`):
+The numbers are made up (see `mat_keras.devices.measured.synthetic_measurements`):
 an RRAM-like device of 8 levels from 1 to 40 uS, 40 programming attempts per
 level. They illustrate the CSV format and feed the tests; they are not
 measurements of a real device.
@@ -11,7 +11,7 @@ Usage: python mat_keras/data/make_synthetic_levels.py [PATH]
 import os
 import sys
 
-from mat_keras.measured import write_synthetic_csv
+from mat_keras.devices.measured import write_synthetic_csv
 
 if __name__ == "__main__":
     default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "synthetic_rram_levels.csv")

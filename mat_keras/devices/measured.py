@@ -45,11 +45,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from mat_keras import device_models
-from mat_keras import noise as noise_lib
+from mat_keras.devices.components import Component
+from mat_keras.devices.levels import Levels
+from mat_keras.devices.model import DeviceModel
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.io_utils import atomic_write
-from mat_keras.levels import Levels
+from mat_keras.noise.registry import register
 
 COLUMNS = ("level", "target_uS", "conductance_uS")
 DISTRIBUTIONS = ("empirical", "normal")
@@ -57,7 +58,8 @@ DISTRIBUTIONS = ("empirical", "normal")
 
 def example_csv_path():
     """Returns the path of the shipped synthetic example CSV."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "synthetic_rram_levels.csv")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(package, "data", "synthetic_rram_levels.csv")
 
 
 # -- reading -----------------------------------------------------------------
@@ -183,8 +185,8 @@ def _ordered(levels, path):
 # -- the programming component -------------------------------------------------
 
 
-@device_models._register_component("measured")
-class Measured(device_models.Component):
+@register("measured")
+class Measured(Component):
     """Programming that draws each device's conductance from measurements.
 
     A device whose target snaps to level `k` gets a conductance drawn from
@@ -204,6 +206,8 @@ class Measured(device_models.Component):
 
     >>> device = mat_keras.noise.DeviceModel(programming=Measured.from_csv("levels.csv"))
     """
+
+    slot = "programming"
 
     def __init__(self, targets, samples, distribution="empirical"):
         if distribution not in DISTRIBUTIONS:
@@ -251,10 +255,22 @@ class Measured(device_models.Component):
         sds = np.array([s.std(ddof=1) for s in self.samples])
         return targets, means, sds
 
-    def sample(self, target, seed=None, g_min=0.0):
-        """Returns programmed conductances (units of the highest target) for targets."""
-        unit = (target - g_min) / (1.0 - g_min)
-        index = self._normalised.index_op(unit)
+    def sample(self, target, seed=None, device=None):
+        """Returns programmed conductances (units of the highest target) for targets.
+
+        Args:
+            target: target conductances in units of `g_max`, on the levels of
+                `device`.
+            seed: the seed of the draw.
+            device: the spec of the targets (the device model's own, whose
+                levels are the measured targets, or the tables' when a chip
+                is programmed from exported tables of as many levels); None
+                for the measured levels themselves. A target at the spec's
+                level `k` draws from the measurements of level `k`.
+        """
+        low, high = (0.0, 1.0) if device is None else device.relative_range
+        levels = self._normalised if device is None else device.normalised_levels
+        index = levels.index_op((target - low) / (high - low))
         dtype = target.dtype
         if self.distribution == "normal":
             means = ops.take(ops.convert_to_tensor(self._means, dtype), index)
@@ -276,8 +292,8 @@ class Measured(device_models.Component):
         }
 
 
-@noise_lib.register_noise("measured")
-class MeasuredDevice(device_models.DeviceModel):
+@register("measured")
+class MeasuredDevice(DeviceModel):
     """A device model programmed from measurements (by default the shipped synthetic CSV).
 
     The arguments are those of `DeviceModel`; `programming` defaults to
@@ -337,7 +353,7 @@ def write_synthetic_csv(path, seed=0, levels=8, attempts=40):
     buffer = io.StringIO()
     buffer.write(
         "# SYNTHETIC example data, not measurements of a real device.\n"
-        f"# Made by mat_keras.measured.write_synthetic_csv(seed={seed}) "
+        f"# Made by mat_keras.devices.measured.write_synthetic_csv(seed={seed}) "
         "(mat_keras/data/make_synthetic_levels.py):\n"
         f"# an RRAM-like device, {levels} levels from 1 to 40 uS, {attempts} programming "
         "attempts per level.\n"

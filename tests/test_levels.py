@@ -1,11 +1,11 @@
-"""mat_keras.levels: the one implementation of levels, numpy and keras.ops."""
+"""mat_keras.devices.levels: the one implementation of levels, numpy and keras.ops."""
 
 import keras
 import numpy as np
 import pytest
 
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.levels import Levels, index_dtype, uniform_index, uniform_index_op, uniform_snap_op
+from mat_keras.devices.levels import Levels, index_dtype, uniform_index, uniform_index_op, uniform_snap_op
 
 
 def _brute_force_index(values, x):

@@ -1,14 +1,16 @@
-"""The memristive device a network is exported to: range, levels, scheme.
+"""The device spec: conductance range, programmable levels, mapping scheme.
 
-A weight `w` of a matrix with scale `s` (see `mapping.py`) is stored as
-conductances between the device's lowest level `g_lo` and highest level
-`g_hi` (for uniform levels these are `g_min` and `g_max`):
+One `Device` describes the memristor a network is mapped onto, for the
+exporter (`mat_keras.export`, conductances in siemens) and for the device
+models (`mat_keras.devices.DeviceModel`, whose spec is in units of `g_max`).
+A weight `w` of a tensor with scale `s` (see `mat_keras.devices.mapping`) is
+stored as conductances between the device's lowest level `g_lo` and highest
+level `g_hi` (for uniform or no levels these are `g_min` and `g_max`):
 
 - `"differential"`: a pair of devices per weight, G+ and G-. The magnitude
   `|w| / s` is mapped linearly onto `[g_lo, g_hi]` and programmed into G+
   for a positive weight, G- for a negative one; the unused side stays at the
-  lowest level (`g_min` for uniform levels). The chip reads
-  `w = s * (G+ - G-) / (g_hi - g_lo)`.
+  lowest level. The chip reads `w = s * (G+ - G-) / (g_hi - g_lo)`.
 - `"offset"`: one device per weight. `w / s` in [-1, 1] is mapped linearly
   onto `[g_lo, g_hi]`, and every crossbar row also drives a reference column
   held at the mid conductance `g_ref = (g_lo + g_hi) / 2`, whose current is
@@ -17,15 +19,18 @@ conductances between the device's lowest level `g_lo` and highest level
   level step in weight units. With an even number of uniform levels, `g_ref`
   lies between two levels (a trimmed reference device or a resistor), and
   zero is not a representable weight. The reference is treated as exact
-  (no programming noise).
-"""
+  (no programming noise, no drift).
 
+The normalised view of a spec is what the mapping computes with: the levels
+mapped onto [0, 1] (`normalised_levels`, `g_lo` -> 0, `g_hi` -> 1) and the
+range in units of `g_max` (`relative_range`).
+"""
 
 import numpy as np
 
+from mat_keras.devices.levels import Levels, check_count
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.validation import check_non_negative
-from mat_keras.levels import Levels, check_count
 
 SCHEMES = ("differential", "offset")
 
@@ -41,12 +46,14 @@ class Device:
     """A memristive device: conductance range, programmable levels, scheme.
 
     Args:
-        g_min: lowest conductance in siemens, finite and >= 0.
-        g_max: highest conductance in siemens, above `g_min`.
+        g_min: lowest conductance (siemens for the exporter), finite, >= 0.
+        g_max: highest conductance, above `g_min`.
         levels: number of programmable levels (an int >= 2, spread uniformly
-            from `g_min` to `g_max`), or an explicit list of measured level
-            conductances in siemens, strictly increasing, inside
-            `[g_min, g_max]`.
+            from `g_min` to `g_max`); an explicit list (or `Levels`) of
+            measured level conductances, strictly increasing, inside
+            `[g_min, g_max]`; or None for analog programming (any
+            conductance of the range; device models only: the exporter
+            needs levels).
         scheme: `"differential"` (G+/G- pair per weight) or `"offset"` (one
             device per weight and a reference column at mid conductance); see
             the module docstring.
@@ -79,11 +86,11 @@ class Device:
         self.levels = self._resolve_levels(levels)
 
     def _resolve_levels(self, levels):
+        if levels is None:
+            return None
         if isinstance(levels, (int, np.integer)) and not isinstance(levels, bool):
             if levels < 2:
-                raise InvalidArgumentError(
-                    f"levels must be at least 2, got {levels}."
-                )
+                raise InvalidArgumentError(f"levels must be at least 2, got {levels}.")
             return Levels.uniform(self.g_min, self.g_max, check_count(levels))
         if isinstance(levels, Levels):
             values = levels.values
@@ -107,18 +114,18 @@ class Device:
 
     @property
     def num_levels(self):
-        """The number of programmable levels."""
-        return self.levels.count
+        """The number of programmable levels (None for analog programming)."""
+        return None if self.levels is None else self.levels.count
 
     @property
     def g_lo(self):
-        """The lowest programmable conductance (siemens)."""
-        return self.levels.low
+        """The lowest programmable conductance."""
+        return self.g_min if self.levels is None else self.levels.low
 
     @property
     def g_hi(self):
-        """The highest programmable conductance (siemens)."""
-        return self.levels.high
+        """The highest programmable conductance."""
+        return self.g_max if self.levels is None else self.levels.high
 
     @property
     def g_ref(self):
@@ -128,18 +135,23 @@ class Device:
         return (self.g_lo + self.g_hi) / 2.0
 
     @property
+    def relative_range(self):
+        """`(g_lo, g_hi)` in units of `g_max`: where the mapping puts weights."""
+        return self.g_lo / self.g_max, self.g_hi / self.g_max
+
+    @property
     def normalised_levels(self):
-        """The levels mapped onto [0, 1] (`g_lo` -> 0, `g_hi` -> 1)."""
-        return self.levels.normalised()
+        """The levels mapped onto [0, 1] (`g_lo` -> 0, `g_hi` -> 1), or None."""
+        return None if self.levels is None else self.levels.normalised()
 
     @property
     def weight_step(self):
         """The largest distance between representable weights, in units of the scale.
 
         The round-trip error of a weight inside the clipping range is at most
-        half of it times the scale.
+        half of it times the scale; 0 for analog programming.
         """
-        gap = self.normalised_levels.max_gap
+        gap = 0.0 if self.levels is None else self.normalised_levels.max_gap
         return gap if self.scheme == "differential" else 2.0 * gap
 
     @property
@@ -152,9 +164,9 @@ class Device:
 
         Measured levels are listed; uniform levels are given by their count.
         """
-        levels = (
-            self.levels.count if self.levels.is_uniform else self.levels.values.tolist()
-        )
+        levels = self.levels
+        if levels is not None:
+            levels = levels.count if levels.is_uniform else levels.values.tolist()
         return {
             "g_min": self.g_min,
             "g_max": self.g_max,

@@ -1,11 +1,12 @@
 """Discrete levels: the values a quantised weight or a memristor can take.
 
-One implementation of "levels" shared by the exporter (`mat_keras.export`,
-which maps weights to the conductance levels of a device) and the device
-models (`mat_keras.noise`, whose quantisers snap weights to levels while
-training). A set of levels is either uniform (`count` evenly spaced values
-between two bounds) or an explicit, strictly increasing list (for example the
-measured mean conductances of a device's programmable states).
+One implementation of "levels" shared by the device spec
+(`mat_keras.devices.Device`, whose conductance levels the exporter and the
+device models map weights onto) and the quantisers
+(`mat_keras.noise.Quantized`, which snap weights to levels while training).
+A set of levels is either uniform (`count` evenly spaced values between two
+bounds) or an explicit, strictly increasing list (for example the measured
+mean conductances of a device's programmable states).
 
 Nearest-level lookup exists twice, with identical rounding:
 
@@ -14,7 +15,7 @@ Nearest-level lookup exists twice, with identical rounding:
 - in `keras.ops` (`Levels.index_op`, `Levels.snap_op`, `uniform_index_op`),
   for quantisers that run inside compiled training on every backend. The
   uniform variant takes tensor bounds, so a quantiser can recompute them from
-  the weights at every step (the seed's QAT uses the 1 % and 99 % quantiles).
+  the weights at every step (QAT uses the 1 % and 99 % quantiles).
 
 Rounding rule, everywhere: a value goes to its nearest level, values outside
 the levels to the nearest end level; a value exactly half-way between two
@@ -22,13 +23,11 @@ levels goes to the upper one (for uniform levels, whose lookup is
 arithmetic, up to the floating-point rounding of that half-way point).
 """
 
-import math
-
 import numpy as np
 from keras import ops
 
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.validation import check_number
+from mat_keras.validation import check_integer, check_number
 
 #: The largest number of levels; indices then still fit in `uint16`.
 MAX_LEVELS = 65536
@@ -63,16 +62,18 @@ def check_count(count, name="levels"):
 
     Raises:
         InvalidArgumentError: `count` is not an integer in range.
+
+    Example:
+
+    >>> check_count(16)
+    16
     """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-        raise InvalidArgumentError(
-            f"{name} must be an integer number of levels, got {count!r}."
-        )
+    count = check_integer(count, name, minimum=None)
     if not 2 <= count <= MAX_LEVELS:
         raise InvalidArgumentError(
             f"{name} must be between 2 and {MAX_LEVELS} levels, got {count}."
         )
-    return int(count)
+    return count
 
 
 class Levels:
@@ -426,41 +427,3 @@ def uniform_snap_op(x, low, high, count):
     step = (high - low) / float(count - 1)
     index = ops.cast(uniform_index_op(x, low, high, count), x.dtype)
     return low + index * step
-
-
-def quantile_op(flat, q):
-    """Returns the `q` quantile of a 1-D tensor, as `numpy.quantile` (linear).
-
-    The uniform levels of QAT sit between two tail quantiles (the seed: 1 %
-    and 99 %), recomputed at every training step. A full sort of a 100k
-    weight tensor costs 12.7 ms on two CPU cores; the `k` smallest (or
-    largest) entries that a tail quantile needs cost 2.3 ms for both tails
-    (`ops.top_k`). Central quantiles, or a tensor of unknown length, sort.
-
-    Args:
-        flat: 1-D float tensor.
-        q: the quantile, a Python float in [0, 1].
-
-    Returns:
-        A scalar tensor.
-
-    Example:
-
-    >>> quantile_op(ops.convert_to_tensor(np.arange(101.0)), 0.01)   # 1.0
-    """
-    n = flat.shape[0]
-    if n is None:
-        return ops.quantile(flat, q)
-    position = q * (n - 1)
-    below = math.floor(position)
-    above = min(below + 1, n - 1)
-    fraction = position - below
-    if above + 1 <= n // 4:
-        smallest = -ops.top_k(-flat, above + 1)[0]
-        low, high = smallest[below], smallest[above]
-    elif n - below <= n // 4:
-        largest = ops.top_k(flat, n - below)[0]
-        low, high = largest[n - 1 - below], largest[n - 1 - above]
-    else:
-        return ops.quantile(flat, q)
-    return low + fraction * (high - low)

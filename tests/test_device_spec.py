@@ -1,4 +1,4 @@
-"""export.Device: validation, serialisation, derived quantities."""
+"""mat_keras.devices.Device (also export.Device): validation, serialisation, derived quantities."""
 
 import json
 
