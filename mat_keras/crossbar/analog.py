@@ -13,9 +13,9 @@ Gradients (straight-through, as the anchors train through a chip):
 - clipping passes nothing for clipped values, and the input range gets the
   derivative of the clip itself: `+1` for every input clipped above, `-1`
   for every input clipped below (times the incoming gradient);
-- noise and the weight scale are constants (`stop_gradient`); the IR drop's
-  attenuation factor is computed under `stop_gradient` and multiplies the
-  differentiable product.
+- noise, IR drop and the weight scale are constants (`stop_gradient`): like
+  weight noise in MAT, they shape the forward pass the network learns to
+  tolerate, and keep the backward pass at the cost of the plain one.
 
 So where nothing clips and IR drop is off, the gradient equals the plain
 product's gradient at the quantised inputs.
@@ -80,20 +80,37 @@ def quantize(x, steps, bound=1.0):
     return x + ops.stop_gradient(ops.round(x / step) * step - x)
 
 
-def clip_inputs(x, input_range):
-    """Clips `x` to `±input_range` and returns it divided by the range.
+def normalise_inputs(x, input_range, steps=None, learn_range=True):
+    """Returns `x` divided by the input range, clipped to [-1, 1] and DAC-rounded.
 
-    The gradient with respect to `x` is 1 inside the range and 0 outside; the
-    range gets `+1` for each input clipped above and `-1` for each clipped
-    below (the clip's own derivative), so a loss hurt by clipping widens it.
+    The gradient with respect to `x` is 1 inside the range (rounding is
+    straight-through) and 0 outside. With `learn_range`, the range gets the
+    clip's own derivative: `+1` for each input clipped above and `-1` for
+    each clipped below, times the incoming gradient in input units, so a loss
+    hurt by clipping widens the range.
+
+    Args:
+        x: inputs.
+        input_range: the range `r`, a scalar tensor or variable.
+        steps: DAC steps over [-1, 1], or None (no rounding).
+        learn_range: whether `input_range` receives a gradient.
+
+    Returns:
+        The normalised inputs, in [-1, 1].
     """
     held = ops.stop_gradient(input_range)
-    clipped = ops.clip(x, -held, held)
-    beyond = ops.stop_gradient(
-        ops.cast(x >= held, x.dtype) - ops.cast(x <= -held, x.dtype)
-    )
-    clipped = clipped + (input_range - held) * beyond
-    return clipped / held
+    scaled = x * (1.0 / held)
+    clipped = ops.clip(scaled, -1.0, 1.0)
+    normalised = clipped
+    if steps is not None:
+        half = steps / 2.0
+        normalised = clipped + ops.stop_gradient(ops.round(clipped * half) / half - clipped)
+    if learn_range:
+        # sign(scaled - clipped) is +1 above the range, -1 below, 0 inside;
+        # the zero-valued term carries the range's gradient.
+        beyond = ops.stop_gradient(ops.sign(scaled - clipped))
+        normalised = normalised + (input_range - held) * (1.0 / held) * beyond
+    return normalised
 
 
 def ir_drop_profile(rows):
@@ -140,13 +157,13 @@ def ir_drop_attenuation(x_n, w_n, crossbar):
     """
     rows = w_n.shape[0]
     gamma = crossbar.ir_drop / crossbar.ir_drop_g_ratio
-    mean_current = ops.stop_gradient(ops.matmul(ops.abs(x_n), ops.abs(w_n))) / rows
+    mean_current = ops.matmul(ops.abs(x_n), ops.abs(w_n)) / rows
     profile = ops.convert_to_tensor(ir_drop_profile(rows)[:, None], dtype=w_n.dtype)
     return gamma * mean_current * ops.matmul(x_n, profile * w_n)
 
 
-def _column_noise(x_n, w_n, crossbar, seed, gate):
-    """Read noise and output noise of a tile's column sums, one draw per sum.
+def _noise_sd(x_n, w_n, crossbar):
+    """The sd of a tile's column sums from read and output noise together.
 
     Both are Gaussian and independent, so one draw of their combined sd
     stands for the two: half the random numbers.
@@ -156,20 +173,21 @@ def _column_noise(x_n, w_n, crossbar, seed, gate):
         variance = variance + crossbar.read_noise**2 * ops.matmul(
             ops.square(x_n), ops.abs(w_n)
         )
-        shape = ops.shape(variance)
-    else:
-        shape = ops.shape(x_n)[:-1] + (w_n.shape[1],)
-    draw = keras.random.normal(shape, seed=seed, dtype=w_n.dtype)
-    return ops.stop_gradient(gate * ops.sqrt(variance) * draw)
+    return ops.sqrt(variance)
 
 
-def _tile_sums(x_n, w_n, crossbar, seed, gate):
-    """One tile's column sums after IR drop, noise, output clipping and the ADC."""
+def _tile_sums(x_n, w_n, crossbar, draw):
+    """One tile's column sums after IR drop, noise, output clipping and the ADC.
+
+    `draw` is the tile's standard normal draw (gated), or None without noise.
+    """
     y = ops.matmul(x_n, w_n)
-    if crossbar.ir_drop > 0:
-        y = y - ir_drop_attenuation(x_n, w_n, crossbar)
-    if crossbar.is_noisy:
-        y = y + _column_noise(ops.stop_gradient(x_n), ops.stop_gradient(w_n), crossbar, seed, gate)
+    if crossbar.ir_drop > 0 or draw is not None:
+        x_held, w_held = ops.stop_gradient(x_n), ops.stop_gradient(w_n)
+        if crossbar.ir_drop > 0:
+            y = y - ops.stop_gradient(ir_drop_attenuation(x_held, w_held, crossbar))
+        if draw is not None:
+            y = y + ops.stop_gradient(_noise_sd(x_held, w_held, crossbar) * draw)
     if crossbar.output_bound is not None:
         y = ops.clip(y, -crossbar.output_bound, crossbar.output_bound)
     if crossbar.output_steps is not None:
@@ -195,7 +213,9 @@ def resolve_input_ranges(crossbar, tiles, input_ranges):
     return [input_ranges[t] for t in range(tiles)]
 
 
-def analog_matmul(x, matrix, crossbar, input_ranges=None, seed=None, noise_gate=1.0):
+def analog_matmul(
+    x, matrix, crossbar, input_ranges=None, seed=None, noise_gate=1.0, learn_range=None
+):
     """Returns `x @ matrix` as the crossbar computes it.
 
     Args:
@@ -211,6 +231,8 @@ def analog_matmul(x, matrix, crossbar, input_ranges=None, seed=None, noise_gate=
             compiled), an integer or None, for read and output noise.
         noise_gate: multiplies the read and output noise (0 switches them
             off), as the wrapper's noise gate does.
+        learn_range: whether the input ranges receive the range gradient;
+            None: when the crossbar's input range is `"learned"`.
 
     Returns:
         `(..., cols)`, in the units of `x @ matrix`.
@@ -224,17 +246,25 @@ def analog_matmul(x, matrix, crossbar, input_ranges=None, seed=None, noise_gate=
     x = ops.cast(x, matrix.dtype)
     if crossbar.is_ideal:
         return ops.matmul(x, matrix)
+    if learn_range is None:
+        learn_range = crossbar.input_range == "learned"
     spans = row_tiles(tuple(matrix.shape), crossbar)
     ranges = resolve_input_ranges(crossbar, len(spans), input_ranges)
     scale = weight_scale(matrix, crossbar)
     w_n = matrix / scale
+    draws = None
+    if crossbar.is_noisy:
+        # One draw for every tile: one advance of the generator per call.
+        shape = (len(spans),) + tuple(ops.shape(x)[:-1]) + (matrix.shape[1],)
+        draws = noise_gate * keras.random.normal(shape, seed=seed, dtype=matrix.dtype)
     total = None
-    for (start, stop), input_range in zip(spans, ranges):
+    for t, ((start, stop), input_range) in enumerate(zip(spans, ranges)):
         input_range = ops.cast(input_range, matrix.dtype)
-        x_n = clip_inputs(x[..., start:stop], input_range)
-        if crossbar.input_steps is not None:
-            x_n = quantize(x_n, crossbar.input_steps)
-        sums = _tile_sums(x_n, w_n[start:stop], crossbar, seed, noise_gate)
+        x_n = normalise_inputs(
+            x[..., start:stop], input_range, crossbar.input_steps, learn_range
+        )
+        draw = None if draws is None else draws[t]
+        sums = _tile_sums(x_n, w_n[start:stop], crossbar, draw)
         sums = sums * ops.stop_gradient(input_range)
         total = sums if total is None else total + sums
     return total * scale
