@@ -38,7 +38,7 @@ from mat_keras.export.tables import (
     conductance_tables,
     load_tables,
 )
-from mat_keras.export.tiles import Tile, tile_grid
+from mat_keras.crossbar.tiles import Tile, tile_grid
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -42,7 +42,7 @@ from mat_keras.devices import Device
 from mat_keras.export import files, graph, mapping, weights
 from mat_keras.export.errors import SchemaVersionError, TableIntegrityError
 from mat_keras.export.summary import ExportSummary, MatrixSummary
-from mat_keras.export.tiles import Tile, check_tile, grid_shape, tile_grid
+from mat_keras.crossbar.tiles import Tile, check_tile, grid_shape, tile_grid
 from mat_keras.errors import InvalidArgumentError, MatKerasError
 
 #: Version of the manifest layout this code writes and the newest it reads.

@@ -1,0 +1,54 @@
+"""The chip forward: layers computed as a memristor crossbar computes them.
+
+`Crossbar` holds a tile's settings (tile size, DAC and ADC, output bound,
+read and output noise, IR drop, weight scaling); `analog_matmul` computes one
+matrix's product through it, tile by tile, with the exporter's own tile split
+(`tiles`).
+
+Example:
+
+>>> import mat_keras as mat
+>>> chip = mat.crossbar.get("standard")
+>>> y = mat.crossbar.analog_matmul(x, kernel, chip, input_ranges=3.0, seed=0)
+"""
+
+from mat_keras.crossbar.analog import (
+    analog_matmul,
+    input_ranges_from_data,
+    ir_drop_attenuation,
+    ir_drop_profile,
+    row_tiles,
+    weight_scale,
+)
+from mat_keras.crossbar.config import (
+    Crossbar,
+    aliases,
+    deserialize,
+    get,
+    ideal,
+    serialize,
+    standard,
+    steps_from_bits,
+)
+from mat_keras.crossbar.tiles import Tile, check_tile, grid_shape, tile_grid
+
+__all__ = [
+    "Crossbar",
+    "Tile",
+    "aliases",
+    "analog_matmul",
+    "check_tile",
+    "deserialize",
+    "get",
+    "grid_shape",
+    "ideal",
+    "input_ranges_from_data",
+    "ir_drop_attenuation",
+    "ir_drop_profile",
+    "row_tiles",
+    "serialize",
+    "standard",
+    "steps_from_bits",
+    "tile_grid",
+    "weight_scale",
+]
