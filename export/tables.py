@@ -125,7 +125,7 @@ def conductance_tables(
         device: an `export.Device` (default: 1-40 uS, 16 levels,
             differential) or its config dict.
         tile: `(rows, cols)` of a crossbar tile, in weights (see
-            `export.tiles`), or `"256x256"`.
+            `mat_keras.crossbar.tiles`), or `"256x256"`.
         formats: `("npz",)` or `("npz", "csv")`.
         overwrite: replace an existing table folder.
         scale: `"max"` (max |w|) or `("percentile", q)`: weights beyond the
@@ -387,7 +387,7 @@ class MatrixTable:
         bias_row: True when the last row is the bias.
         bias_part: which bias it is (`"all"`, 0 or 1) when `bias_row`.
         scale: float64 array, shape () or (cols,).
-        tiles: list of `export.tiles.Tile`.
+        tiles: list of `mat_keras.crossbar.Tile`.
         arrays: dict of the matrix's arrays by key (`"level_plus"`, ...).
         device: the `export.Device`.
         stats: the statistics recorded at export.

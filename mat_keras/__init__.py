@@ -13,7 +13,7 @@ Example:
 >>> print(mat.robustness_sweep(robust, x_test, y_test, draws=10).table())
 """
 
-from mat_keras import devices, errors, layers, noise
+from mat_keras import crossbar, devices, errors, layers, noise
 from mat_keras.callbacks import NoiseFineTuning, TwoPhaseSchedule
 from mat_keras.clipping import ClipByStd, WeightClip
 from mat_keras.deployment import deployment_sweep
@@ -32,6 +32,7 @@ __all__ = [
     "SweepResult",
     "TwoPhaseSchedule",
     "WeightClip",
+    "crossbar",
     "deployment_sweep",
     "devices",
     "errors",
