@@ -3,6 +3,7 @@
 import dataclasses
 
 import keras
+import numpy as np
 
 import mat_keras as mat
 from mat_keras.errors import InvalidArgumentError
@@ -33,12 +34,44 @@ def compile_classifier(model, optimizer):
     return model
 
 
-def check_model_fits(model, data):
-    """Raises a clear error when `model` cannot take `data`'s inputs or classes.
+def check_labels(data):
+    """Raises a clear error when `data`'s arrays cannot train a classifier with a sparse loss.
+
+    The sparse cross-entropy takes integer labels from 0 to `num_classes - 1`;
+    a float label or one out of range would otherwise train silently wrong
+    (or fail deep inside the loss), and `x` and `y` of different lengths
+    would fail in the batching.
 
     Raises:
-        InvalidArgumentError: the input shape or the number of outputs differ.
+        InvalidArgumentError: `x` and `y` of a split differ in length, or its
+            labels are not integers in `[0, num_classes)`.
     """
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), np.asarray(getattr(data, f"y_{split}"))
+        if len(x) != len(y):
+            raise InvalidArgumentError(
+                f"{data.name}: x_{split} holds {len(x)} examples but y_{split} {len(y)} labels."
+            )
+        if not np.issubdtype(y.dtype, np.integer):
+            raise InvalidArgumentError(
+                f"{data.name}: y_{split} holds {y.dtype} labels; the sparse cross-entropy needs integer class "
+                "indices."
+            )
+        if y.size and (y.min() < 0 or y.max() >= data.num_classes):
+            raise InvalidArgumentError(
+                f"{data.name}: y_{split} holds labels from {y.min()} to {y.max()}, outside the "
+                f"{data.num_classes} classes 0..{data.num_classes - 1}."
+            )
+
+
+def check_model_fits(model, data):
+    """Raises a clear error when `model` cannot take `data`'s inputs, classes or labels.
+
+    Raises:
+        InvalidArgumentError: the input shape or the number of outputs
+            differ, or the labels are not valid (`check_labels`).
+    """
+    check_labels(data)
     expected = tuple(data.input_shape)
     got = tuple(model.input_shape[1:])
     if len(got) != len(expected) or any(g not in (None, e) for g, e in zip(got, expected)):
