@@ -11,7 +11,7 @@ is `run`; errors are `MatKerasError`s, which it prints as one sentence.
 import os
 
 from mat_keras.commands.runs import check_data_dir
-from mat_keras.io_utils import check_output_path
+from mat_keras.io_utils import check_output_path, read_text
 from mat_keras.validation import check_integer, check_seed
 from mat_keras.zoo import building, weights
 from mat_keras.zoo import registry as registry_lib
@@ -66,6 +66,8 @@ def run(args):
     if action is None:
         args.zoo_parser.print_help()
         return 2
+    if args.registry is not None and os.path.isfile(args.registry):
+        read_text(args.registry, "--registry file")  # bytes that are not text: one sentence naming the file
     return {"list": _run_list, "download": _run_download, "build": _run_build}[action](args)
 
 
