@@ -363,7 +363,7 @@ def test_progress_is_a_keras_progress_bar_on_a_terminal():
         ({"y_test": np.zeros(10, "float32")}, "tiny: y_test holds float32 labels; the sparse cross-entropy needs"),
         ({"y_train": np.full(10, 12)}, "tiny: y_train holds labels from 12 to 12, outside the 10 classes 0..9."),
         ({"y_test": np.full(10, -1)}, "outside the 10 classes"),
-        ({"y_test": np.zeros(3, "int64")}, "tiny: x_test holds 10 examples but y_test 3 labels."),
+        ({"y_test": np.zeros(3, "int64")}, "tiny: y_test: the inputs hold 10 examples but the labels 3."),
     ],
 )
 def test_labels_that_do_not_fit_are_one_sentence(change, message, small_model, monkeypatch, capsys, tmp_path):

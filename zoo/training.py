@@ -3,10 +3,10 @@
 import dataclasses
 
 import keras
-import numpy as np
 
 import mat_keras as mat
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_labels as check_labels_of
 
 
 @dataclasses.dataclass
@@ -37,31 +37,14 @@ def compile_classifier(model, optimizer):
 def check_labels(data):
     """Raises a clear error when `data`'s arrays cannot train a classifier with a sparse loss.
 
-    The sparse cross-entropy takes integer labels from 0 to `num_classes - 1`;
-    a float label or one out of range would otherwise train silently wrong
-    (or fail deep inside the loss), and `x` and `y` of different lengths
-    would fail in the batching.
-
     Raises:
         InvalidArgumentError: `x` and `y` of a split differ in length, or its
-            labels are not integers in `[0, num_classes)`.
+            labels are not integers in `[0, num_classes)`
+            (`mat_keras.validation.check_labels`).
     """
     for split in ("train", "test"):
-        x, y = getattr(data, f"x_{split}"), np.asarray(getattr(data, f"y_{split}"))
-        if len(x) != len(y):
-            raise InvalidArgumentError(
-                f"{data.name}: x_{split} holds {len(x)} examples but y_{split} {len(y)} labels."
-            )
-        if not np.issubdtype(y.dtype, np.integer):
-            raise InvalidArgumentError(
-                f"{data.name}: y_{split} holds {y.dtype} labels; the sparse cross-entropy needs integer class "
-                "indices."
-            )
-        if y.size and (y.min() < 0 or y.max() >= data.num_classes):
-            raise InvalidArgumentError(
-                f"{data.name}: y_{split} holds labels from {y.min()} to {y.max()}, outside the "
-                f"{data.num_classes} classes 0..{data.num_classes - 1}."
-            )
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        check_labels_of(x, y, data.num_classes, f"{data.name}: y_{split}")
 
 
 def check_model_fits(model, data):
