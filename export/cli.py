@@ -22,14 +22,20 @@ import os
 import numpy as np
 
 from mat_keras import zoo
+from mat_keras.commands import runs
+from mat_keras.crossbar.tiles import check_tile
 from mat_keras.devices import Device, DeviceModel, format_time
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.errors import InvalidArgumentError, ModelFileError
 from mat_keras.export import apply_tables, conductance_tables
 from mat_keras.export.apply import resolve_programming
-from mat_keras.export.weights import plain_model
-from mat_keras.io_utils import load_model_file
-from mat_keras.validation import check_seed
+from mat_keras.export.files import check_output_dir
+from mat_keras.export.mapping import check_per, check_scale
+from mat_keras.export.tables import check_formats
+from mat_keras.export.weights import check_bias_mode, plain_model
+from mat_keras.io_utils import check_input_file, check_output_path, load_model_file
+from mat_keras.validation import check_non_negative, check_seed
 from mat_keras.zoo import tasks
+from mat_keras.zoo.datasets import DATASETS
 
 
 def add_parser(subparsers):
@@ -144,10 +150,7 @@ def run(args):
         MatKerasError: bad options, an unreadable model, an existing folder,
             an unsupported layer, or a dataset that cannot be loaded.
     """
-    # Options are checked before the model loads: a typo fails fast.
-    device = Device(args.g_min, args.g_max, parse_levels(args.levels), args.scheme)
-    programming = _programming(args, device)
-    check_seed(args.seed, "--seed", allow_none=False)
+    device, programming = check_arguments(args)
     # A wrapped (NoisyWeights) model is judged by its clean weights.
     model = plain_model(load_model_file(args.model))
     summary = conductance_tables(
@@ -181,6 +184,33 @@ def run(args):
     return 0
 
 
+def check_arguments(args):
+    """Checks every option before the model loads: a typo fails fast, and nothing is written.
+
+    Returns:
+        `(device, programming)`: the `Device` and `resolve_programming`'s
+        triple.
+
+    Raises:
+        MatKerasError: the first bad option, in one sentence.
+    """
+    device = Device(args.g_min, args.g_max, parse_levels(args.levels), args.scheme)
+    check_tile(args.tile)
+    check_formats(args.format)
+    check_scale(args.scale)
+    check_per(args.per)
+    check_bias_mode(args.bias)
+    programming = _programming(args, device)
+    check_seed(args.seed, "--seed", allow_none=False)
+    if args.task:
+        _dataset_name(args.task)
+    runs.check_data_dir(args.data_dir)
+    check_input_file(args.model, "model file", ModelFileError)
+    check_output_dir(args.out_dir, args.overwrite)
+    check_output_path(args.out_dir, "The tables folder", kind="folder")
+    return device, programming
+
+
 def _programming(args, device):
     """Checks the re-import options before anything loads; returns `resolve_programming`'s triple."""
     given = {
@@ -191,8 +221,13 @@ def _programming(args, device):
     for option, present in given.items():
         if present and not args.task:
             raise InvalidArgumentError(f"{option} only applies with --task.")
+    noise = args.programming_noise
+    if isinstance(noise, float):
+        check_non_negative(noise, "--programming-noise")
+    elif noise is not None:
+        noise = runs.device_identifier(noise, "--programming-noise")
     return resolve_programming(
-        args.programming_noise,
+        noise,
         device,
         args.time if args.time is not None else 0.0,
         False if args.no_compensation else None,
@@ -214,13 +249,19 @@ def _describe(args, programming):
     )
 
 
+def _dataset_name(name):
+    """The dataset of `--task`: a task name of the zoo (as `mat-keras train --task`) or a dataset name.
+
+    Raises:
+        InvalidArgumentError: neither.
+    """
+    if name in DATASETS:
+        return name
+    return tasks.get_task(name).dataset
+
+
 def _load_data(name, data_dir):
-    # A task name of the zoo (as `mat-keras train --task`) or a dataset name.
-    try:
-        name = tasks.get_task(name).dataset
-    except InvalidArgumentError:  # not a task: a dataset name
-        pass
-    return zoo.load_dataset(name, data_dir=data_dir)
+    return zoo.load_dataset(_dataset_name(name), data_dir=data_dir)
 
 
 def accuracy(model, data, batch_size=256):

@@ -9,13 +9,14 @@ timestamp, so the same tables give the same bytes and the same sha256.
 import contextlib
 import hashlib
 import os
-import secrets
+import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from mat_keras import io_utils
 from mat_keras.export.errors import OutputExistsError, TableIntegrityError
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -134,9 +135,14 @@ def check_output_dir(out_dir, overwrite):
 
     Raises:
         OutputExistsError: it exists and `overwrite` is False, or it is a
-            file, or it is a non-empty folder that holds no tables.
+            file, or it is a non-empty folder that holds no tables, or it
+            is named as a staging folder.
     """
     out_dir = Path(out_dir)
+    if is_staging_folder(out_dir):
+        raise OutputExistsError(
+            f"'{out_dir}' is named as an export's temporary folder, which the next export removes; choose another name."
+        )
     if not out_dir.exists():
         return out_dir
     if not out_dir.is_dir():
@@ -153,40 +159,90 @@ def check_output_dir(out_dir, overwrite):
     return out_dir
 
 
+def staging_prefixes(out_dir):
+    """The temporary names `staged_folder` gives next to `out_dir`: `(staging, old)` prefixes.
+
+    A folder of either name is never a finished table folder: the tables
+    appear under `out_dir` only by the final rename.
+    """
+    name = Path(out_dir).name
+    return f".{name}.partial-", f".{name}.old-"
+
+
+def is_staging_folder(path):
+    """True for a folder named as `staged_folder`'s temporary ones (`.chip.partial-<pid>-...`)."""
+    return re.fullmatch(r"\..+\.(partial|old)-\d+-[0-9a-f]+", Path(path).name) is not None
+
+
 @contextlib.contextmanager
 def staged_folder(out_dir, overwrite=False):
     """Yields a temporary folder next to `out_dir`, renamed to it on success.
 
-    On any error the temporary folder is removed and `out_dir` is left as
-    it was. With `overwrite`, an existing `out_dir` is moved aside, replaced,
-    then deleted.
+    On any error, Ctrl-C or SIGTERM (which the CLI turns into an exception)
+    the temporary folder is removed and `out_dir` is left as it was. With
+    `overwrite`, an existing `out_dir` is moved aside, replaced, then
+    deleted. The temporary names carry this process's pid: what a killed
+    export left (SIGKILL, power loss) is removed by the next export to the
+    same place, and a previous table folder it had moved aside is put back.
+
+    Raises:
+        OutputExistsError: see `check_output_dir`.
+        OutputPathError: the folder cannot be written (read-only place,
+            full disk, a file where a folder is expected).
 
     Example:
 
     >>> with staged_folder("chip/") as staging:
     ...     (staging / "manifest.json").write_text("{}")
     """
-    out_dir = check_output_dir(out_dir, overwrite)
-    parent = out_dir.absolute().parent
-    # Parent folders made here are removed again on failure.
-    created = [folder for folder in (parent, *parent.parents) if not folder.exists()]
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = _fresh_dir(parent, f".{out_dir.name}.partial-")
-    try:
-        yield staging
-        _commit(staging, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        for folder in created:  # deepest first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
+    with io_utils.writing(out_dir):
+        recover_stale(out_dir)
+        out_dir = check_output_dir(out_dir, overwrite)
+        parent = out_dir.absolute().parent
+        # Parent folders made here are removed again on failure.
+        created = [folder for folder in (parent, *parent.parents) if not folder.exists()]
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = _fresh_dir(parent, staging_prefixes(out_dir)[0])
+        try:
+            yield staging
+            _commit(staging, out_dir, overwrite)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            for folder in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
+
+
+def recover_stale(out_dir):
+    """Cleans up after exports to `out_dir` whose process was killed.
+
+    Their staging folders are removed; a previous table folder that one had
+    moved aside to replace it is renamed back when `out_dir` is missing (the
+    kill came between the two renames), else removed.
+
+    Returns:
+        The paths removed or restored.
+    """
+    out_dir = Path(out_dir).absolute()
+    staging, old = staging_prefixes(out_dir)
+    found = []
+    for path in io_utils.stale_entries(out_dir.parent, staging):
+        io_utils.remove_path(path)
+        found.append(path)
+    for path in io_utils.stale_entries(out_dir.parent, old):
+        if out_dir.exists():
+            io_utils.remove_path(path)
+        else:
+            os.rename(path, out_dir)
+        found.append(path)
+    return found
 
 
 def _fresh_dir(parent, prefix):
     # os.mkdir honours the umask, unlike tempfile.mkdtemp (mode 0700).
     while True:
-        path = parent / (prefix + secrets.token_hex(4))
+        path = parent / io_utils.owned_name(prefix)
         try:
             os.mkdir(path)
             return path
@@ -198,7 +254,7 @@ def _commit(staging, out_dir, overwrite):
     out_dir = out_dir.absolute()
     if out_dir.exists():
         check_output_dir(out_dir, overwrite)
-        old = _fresh_dir(out_dir.parent, f".{out_dir.name}.old-")
+        old = _fresh_dir(out_dir.parent, staging_prefixes(out_dir)[1])
         os.rmdir(old)
         os.rename(out_dir, old)
         try:

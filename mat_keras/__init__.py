@@ -13,6 +13,8 @@ Example:
 >>> print(mat.robustness_sweep(robust, x_test, y_test, draws=10).table())
 """
 
+# First, before Keras imports TensorFlow: quiets its C++ log for the `mat-keras` command.
+from mat_keras import _cli_startup  # noqa: F401  isort: skip
 from mat_keras import crossbar, devices, errors, layers, noise
 from mat_keras.callbacks import NoiseFineTuning, TwoPhaseSchedule
 from mat_keras.clipping import ClipByStd, WeightClip

@@ -10,6 +10,8 @@ int), so a caller writes `self.sd = check_non_negative(sd, "sd")`.
 import math
 import numbers
 
+import numpy as np
+
 from mat_keras.errors import InvalidArgumentError
 
 # The largest seed a backend's generator takes (`keras.random.SeedGenerator`
@@ -218,3 +220,39 @@ def check_fraction(value, name):
     if not 0.0 <= number <= 1.0:
         raise InvalidArgumentError(f"{name} must be a fraction in [0, 1], got {value!r}.")
     return number
+
+
+def check_labels(x, y, num_classes, name="y"):
+    """Checks that `y` can train or score a classifier of `num_classes` with a sparse loss.
+
+    The sparse cross-entropy takes integer labels from 0 to `num_classes - 1`;
+    a float label or one out of range would otherwise train silently wrong
+    (or fail deep inside the loss), and `x` and `y` of different lengths
+    would fail inside the batching.
+
+    Args:
+        x: the inputs (anything with a length).
+        y: the labels.
+        num_classes: the model's number of outputs.
+        name: how the labels are called, for the message.
+
+    Raises:
+        InvalidArgumentError: lengths differ, or the labels are not integers
+            in `[0, num_classes)`.
+
+    Example:
+
+    >>> check_labels(np.zeros((3, 4)), np.array([0, 1, 2]), num_classes=10)
+    """
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise InvalidArgumentError(f"{name}: the inputs hold {len(x)} examples but the labels {len(y)}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise InvalidArgumentError(
+            f"{name} holds {y.dtype} labels; the sparse cross-entropy needs integer class indices."
+        )
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise InvalidArgumentError(
+            f"{name} holds labels from {y.min()} to {y.max()}, outside the {num_classes} classes "
+            f"0..{num_classes - 1}."
+        )

@@ -10,6 +10,8 @@ is `run`; errors are `MatKerasError`s, which it prints as one sentence.
 
 import os
 
+from mat_keras.commands.runs import check_data_dir
+from mat_keras.io_utils import check_output_path, read_text
 from mat_keras.validation import check_integer, check_seed
 from mat_keras.zoo import building, weights
 from mat_keras.zoo import registry as registry_lib
@@ -64,6 +66,8 @@ def run(args):
     if action is None:
         args.zoo_parser.print_help()
         return 2
+    if args.registry is not None and os.path.isfile(args.registry):
+        read_text(args.registry, "--registry file")  # bytes that are not text: one sentence naming the file
     return {"list": _run_list, "download": _run_download, "build": _run_build}[action](args)
 
 
@@ -115,8 +119,7 @@ def _run_download(args):
 
 
 def _run_build(args):
-    check_integer(args.draws, "--draws")
-    check_seed(args.seed, "--seed", allow_none=False)
+    _check_build_arguments(args)
     entries = building.build_weights(
         args.name,
         out_dir=args.out_dir,
@@ -128,7 +131,7 @@ def _run_build(args):
         data_dir=args.data_dir,
         verbose=1 if args.verbose else 2,
     )
-    registry_path = args.registry or os.path.join(args.out_dir, "registry.json")
+    registry_path = _registry_path(args)
     sds = entries[0].sweep["sds"]
     print(f"\nMean test accuracy (%) ± sd over {entries[0].sweep['draws']} draws, {entries[0].sweep['data']}")
     print("inference sd" + "".join(f"{e.variant:>18}" for e in entries))
@@ -143,3 +146,23 @@ def _run_build(args):
         print(f"The weight files are not next to {registry_path}: publish them at its base_url "
               "(or a MAT_KERAS_WEIGHTS_URL mirror) before anyone loads these entries.")
     return 0
+
+
+def _registry_path(args):
+    return args.registry or os.path.join(args.out_dir, "registry.json")
+
+
+def _check_build_arguments(args):
+    """Checks the `build` options before the registry or the data load, or anything trains.
+
+    Raises:
+        MatKerasError: the first bad option, in one sentence.
+    """
+    check_integer(args.draws, "--draws")
+    check_seed(args.seed, "--seed", allow_none=False)
+    for option, value, minimum in (("--epochs", args.epochs, 1), ("--clean-epochs", args.clean_epochs, 1)):
+        if value is not None:
+            check_integer(value, option, minimum=minimum)
+    check_data_dir(args.data_dir)
+    check_output_path(args.out_dir, "--out-dir", kind="folder")
+    check_output_path(_registry_path(args), "--registry", kind="file")

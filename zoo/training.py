@@ -6,6 +6,7 @@ import keras
 
 import mat_keras as mat
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.validation import check_labels as check_labels_of
 
 
 @dataclasses.dataclass
@@ -33,12 +34,27 @@ def compile_classifier(model, optimizer):
     return model
 
 
-def check_model_fits(model, data):
-    """Raises a clear error when `model` cannot take `data`'s inputs or classes.
+def check_labels(data):
+    """Raises a clear error when `data`'s arrays cannot train a classifier with a sparse loss.
 
     Raises:
-        InvalidArgumentError: the input shape or the number of outputs differ.
+        InvalidArgumentError: `x` and `y` of a split differ in length, or its
+            labels are not integers in `[0, num_classes)`
+            (`mat_keras.validation.check_labels`).
     """
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        check_labels_of(x, y, data.num_classes, f"{data.name}: y_{split}")
+
+
+def check_model_fits(model, data):
+    """Raises a clear error when `model` cannot take `data`'s inputs, classes or labels.
+
+    Raises:
+        InvalidArgumentError: the input shape or the number of outputs
+            differ, or the labels are not valid (`check_labels`).
+    """
+    check_labels(data)
     expected = tuple(data.input_shape)
     got = tuple(model.input_shape[1:])
     if len(got) != len(expected) or any(g not in (None, e) for g, e in zip(got, expected)):

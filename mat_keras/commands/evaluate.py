@@ -13,8 +13,8 @@ import os
 from mat_keras import deployment
 from mat_keras.commands import runs
 from mat_keras.devices import parse_time, resolve_device
-from mat_keras.errors import InvalidArgumentError
-from mat_keras.io_utils import load_model_file
+from mat_keras.errors import InvalidArgumentError, ModelFileError
+from mat_keras.io_utils import check_input_file, load_model_file
 from mat_keras.zoo.training import check_model_fits
 
 
@@ -59,6 +59,7 @@ def run(args):
         if given:
             raise InvalidArgumentError(f"{option} needs --device.")
     runs.check_sweep_arguments(args)
+    check_input_file(args.model, "model file", ModelFileError)
     name, model, task, data = _load(args)
     runs.sweep_and_report([(name, model)], args, task, data)
     return 0
@@ -73,7 +74,10 @@ def _run_deployment(args):
         [parse_time(t) for t in args.times.split(",") if t.strip()]
         if args.times is not None else list(deployment.DEFAULT_TIMES)
     )
-    device = resolve_device(args.device)
+    if not times:
+        raise InvalidArgumentError("--times must list at least one time after programming, e.g. 1s,1d,1y.")
+    check_input_file(args.model, "model file", ModelFileError)
+    device = resolve_device(runs.device_identifier(args.device, "--device"))
     name, model, task, data = _load(args)
     print(f"Deployment of {name} on {type(device).__name__}: {len(times)} times x {args.draws} "
           f"programmings on {data.name} test data")

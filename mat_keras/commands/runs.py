@@ -5,12 +5,14 @@ Both subcommands run on a zoo task's test data, sweep models against noise
 """
 
 import argparse
+import json
 import os
 
 import mat_keras as mat
 from mat_keras import sweep
-from mat_keras.errors import InvalidArgumentError
-from mat_keras.validation import check_integer, check_seed
+from mat_keras.errors import InputFileError, InvalidArgumentError
+from mat_keras.io_utils import check_output_path, read_text
+from mat_keras.validation import check_integer, check_non_negative, check_seed
 from mat_keras.zoo import load_dataset, tasks
 
 
@@ -53,13 +55,87 @@ def add_sweep_arguments(parser):
 
 
 def check_sweep_arguments(args):
-    """Checks `--draws` and `--seed` before anything trains or loads.
+    """Checks the options `add_sweep_arguments` adds, before anything trains or loads.
+
+    Returns:
+        The zoo task of `--task`.
 
     Raises:
-        InvalidArgumentError: fewer than 1 draw, or a seed outside 0..2**32-1.
+        InvalidArgumentError: an unknown task, fewer than 1 draw, a seed
+            outside 0..2**32-1, a noise level that is not a finite number
+            >= 0, or no level.
+        InputFileError: `--data-dir` is a file.
+        OutputPathError: `--out-dir` cannot be written.
     """
+    task = tasks.get_task(args.task)
     check_integer(args.draws, "--draws")
     check_seed(args.seed, "--seed", allow_none=False)
+    if args.sds is not None:
+        for sd in args.sds:
+            check_non_negative(sd, "each of --sds")
+        if not args.sds:
+            raise InvalidArgumentError("--sds must list at least one noise level, e.g. 0,0.1,0.2.")
+    check_data_dir(args.data_dir)
+    check_output_path(output_dir(args), "--out-dir", kind="folder")
+    return task
+
+
+def check_data_dir(data_dir, option="--data-dir"):
+    """Raises `InputFileError` when `data_dir` is given and is not a folder (it may not exist yet)."""
+    if data_dir is not None and os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise InputFileError(f"{option} '{data_dir}' is a file, not a folder.")
+
+
+def output_dir(args):
+    """The folder the report goes to: `--out-dir`, or runs/TASK."""
+    return args.out_dir or os.path.join("runs", args.task)
+
+
+def device_identifier(text, option):
+    """Returns what `devices.resolve_device` takes for an option's text, its file read and checked here.
+
+    A `.json` file or an inline JSON text becomes the dict it holds; a
+    measurements `.csv` must exist and be text; anything else (an alias, a
+    number) is returned as is. Each failure is one sentence naming the file
+    and what is wrong with it.
+
+    Args:
+        text: the option's value, e.g. `"pcm"`, `"device.json"`,
+            `'{"programming": 0.02}'`, `"levels.csv"`.
+        option: the option's name, for the messages (`"--device"`).
+
+    Raises:
+        InputFileError: a file that is missing, empty, not text or not a
+            JSON object.
+        InvalidArgumentError: an inline JSON text that is not a JSON object.
+
+    Example:
+
+    >>> device_identifier('{"programming": 0.02}', "--device")
+    {'programming': 0.02}
+    """
+    name = text.strip()
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix == ".csv":
+        read_text(name, f"{option} measurements file")
+        return name
+    if suffix == ".json":
+        return _json_object(read_text(name, f"{option} file"), f"The {option} file '{name}'", InputFileError)
+    if name.startswith(("{", "[")):
+        return _json_object(name, f"The {option} JSON", InvalidArgumentError)
+    return text
+
+
+def _json_object(text, source, error):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(f"{source} is not valid JSON ({problem.msg} at line {problem.lineno}, "
+                    f"column {problem.colno}).") from None
+    if not isinstance(value, dict):
+        raise error(f"{source} must hold a JSON object such as {{\"programming\": 0.02}}, "
+                    f"got {type(value).__name__} {json.dumps(value)[:40]}.")
+    return value
 
 
 def load_task_data(args):
@@ -135,7 +211,7 @@ def report(results, title, args, stem):
     print()
     print(f"Mean test accuracy (%) ± sd over {title}")
     print(sweep.format_table(results))
-    out_dir = args.out_dir or os.path.join("runs", args.task)
+    out_dir = output_dir(args)
     sweep.save_json(os.path.join(out_dir, f"{stem}.json"), results)
     sweep.save_csv(os.path.join(out_dir, f"{stem}.csv"), results)
     sweep.plot_results(results, path=os.path.join(out_dir, f"{stem}.png"))

@@ -12,8 +12,8 @@ import mat_keras as mat
 from mat_keras.commands import runs
 from mat_keras.devices import resolve_device
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.io_utils import atomic_path, load_model_file
-from mat_keras.validation import check_integer
+from mat_keras.io_utils import atomic_path, check_input_file, check_output_path, load_model_file
+from mat_keras.validation import check_integer, check_positive
 from mat_keras.zoo.training import train_two_phase
 
 
@@ -88,12 +88,17 @@ def run(args):
 
 
 def _check_arguments(args):
-    """Checks the options before anything loads; returns the `--noise` model, or None."""
+    """Checks every option before anything loads or trains; returns the `--noise` model, or None.
+
+    Raises:
+        MatKerasError: the first bad option, in one sentence.
+    """
+    task = runs.check_sweep_arguments(args)
+    task.constructor_name(args.model)  # an unknown --model
     if args.noise is not None and args.noise_sd is not None:
         raise InvalidArgumentError("Give --noise or --noise-sd, not both.")
     if args.noise_sd is not None:
         mat.noise.check_sd(args.noise_sd, "--noise-sd")
-    noise = resolve_device(args.noise) if args.noise is not None else None
     if args.clip_w not in (None, 0):  # 0 turns clipping off.
         mat.clipping.check_clip_w(args.clip_w)
     for option, value, minimum in (
@@ -103,5 +108,25 @@ def _check_arguments(args):
     ):
         if value is not None:
             check_integer(value, option, minimum=minimum)
-    runs.check_sweep_arguments(args)
-    return noise
+    _check_phases(args, task)
+    if args.lr is not None:
+        check_positive(args.lr, "--lr", "learning rate")
+    if args.init is not None:
+        check_input_file(args.init, "--init model file")
+    if args.save is not None:
+        if not args.save.endswith(".keras"):
+            raise InvalidArgumentError(f"--save must name a .keras file, got '{args.save}'.")
+        check_output_path(args.save, "--save", kind="file")
+    if args.noise is None:
+        return None
+    return resolve_device(runs.device_identifier(args.noise, "--noise"))
+
+
+def _check_phases(args, task):
+    """Refuses a clean phase longer than the whole run (the task's lengths fill in what is not given)."""
+    epochs = task.epochs if args.epochs is None else args.epochs
+    clean_epochs = task.clean_epochs if args.clean_epochs is None else args.clean_epochs
+    if args.init is None and clean_epochs > epochs:
+        raise InvalidArgumentError(
+            f"--clean-epochs ({clean_epochs}) cannot exceed epochs ({epochs})."
+        )
