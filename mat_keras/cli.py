@@ -51,9 +51,10 @@ def _add_train_parser(subparsers):
         "robustness sweep of the clean ('vanilla') and the MAT model.",
     )
     parser.add_argument("--task", "-task", required=True,
-                        help="task name: mnist-5k, mnist, cifar10, cifar100 or ecg")
+                        help="task name: mnist-5k, mnist, fashion-mnist, cifar10, cifar100 or ecg")
     parser.add_argument("--model", default=None,
-                        help="the task's model: mlp (mnist); mobilenetv2 or cnn (cifar); srnn or rnn (ecg)")
+                        help="the task's model: mlp (mnist); mlp or cnn (fashion-mnist); "
+                        "mobilenetv2 or cnn (cifar); srnn or rnn (ecg)")
     parser.add_argument("--noise-sd", "-noise_sd", type=float, default=None,
                         help="training noise sd, fraction of 2*max|w| (default: the task's)")
     parser.add_argument("--noise", default=None,
@@ -172,7 +173,7 @@ def _out_dir(args):
 def _load_task_data(args):
     from mat_keras.zoo import load_dataset, tasks
 
-    task = tasks.get_task(args.task)
+    task = tasks.get_task(args.task).for_model(getattr(args, "model", None))
     options = dict(task.dataset_options)
     if args.records is not None or args.encoding is not None:
         if task.dataset != "mitbih":
