@@ -1,4 +1,4 @@
-"""Bias recalibration: give a noise-trained model back the mean activations it trained with.
+"""Give a noise-trained model back the activations it trained with: two remedies.
 
 Weight noise is zero-mean, so it leaves the mean of a layer's first
 pre-activations alone; but after a ReLU it does not: a pre-activation
@@ -9,6 +9,16 @@ MNIST MLP) the noise-induced offset even stands in for the missing bias.
 Evaluated with less noise than it trained with (sd 0 in particular), every
 layer after the first ReLU then sees activations below the ones it was
 trained on, and accuracy can *rise* as inference noise is added.
+
+Two remedies, for evaluating a MAT model with less noise than it trained with:
+
+- `mean_field_model` replaces each hidden ReLU by its expectation under the
+  training noise, per example and unit: on the Fashion-MNIST MLP trained at
+  sd 0.2 it lifts noise-free accuracy from 71.5 % to 84.4 %
+  (benchmarks/experiments/fashion_noise_shift.py);
+- `recalibrate` only corrects the mean per unit (a bias), which there does
+  not help (71.5 % -> 71.7 %): the lost activation is not a per-unit constant
+  but depends on each example's pre-activation and input norm.
 
 `recalibrate` corrects the first moment: for each Dense or convolution layer
 in turn, it adds to the layer's bias the difference between the mean
@@ -78,12 +88,7 @@ def recalibrate(model, x, noise, deploy_noise=None, draws=4, seed=0, batch_size=
     draws = validation.check_integer(draws, "draws")
     seed = validation.check_seed(seed, allow_none=False)
     batch_size = validation.check_integer(batch_size, "batch_size")
-    if noisy_layers(model):
-        model = strip(model)
-    if not isinstance(model, keras.Sequential):
-        raise InvalidArgumentError(
-            f"recalibrate takes a keras.Sequential model, got {type(model).__name__} '{model.name}'."
-        )
+    model = _plain_sequential(model, "recalibrate")
     x = np.asarray(x, dtype=np.float32)
     copy, corrected = _with_biases(model)
     probe = keras.Model(copy.inputs, [layer.output for layer in corrected])
@@ -93,6 +98,17 @@ def recalibrate(model, x, noise, deploy_noise=None, draws=4, seed=0, batch_size=
         current = measure.means(deploy_noise)[index]
         layer.bias.assign(keras.ops.convert_to_numpy(layer.bias) + (targets[index] - current))
     return copy
+
+
+def _plain_sequential(model, function):
+    """`model` without its wrappers; refuses anything but a Sequential model."""
+    if noisy_layers(model):
+        model = strip(model)
+    if not isinstance(model, keras.Sequential):
+        raise InvalidArgumentError(
+            f"{function} takes a keras.Sequential model, got {type(model).__name__} '{model.name}'."
+        )
+    return model
 
 
 class _Measurer:
@@ -165,3 +181,104 @@ def _with_biases(model):
             values = values[:1] + [np.zeros(new.bias.shape, dtype=values[0].dtype)] + values[1:]
         new.set_weights(values)
     return copy, corrected
+
+
+@keras.saving.register_keras_serializable(package="mat_keras")
+class MeanNoisyReLU(keras.layers.Layer):
+    """A Dense layer with ReLU that outputs its mean activation under weight noise.
+
+    With the kernel perturbed by Gaussian noise of sd `sigma` per weight, a
+    pre-activation `z = x . w` becomes `z + e` with `e ~ N(0, s^2)`,
+    `s = sigma * ||x||` (plus the bias's own noise); the layer returns
+    `E[relu(z + e)] = z Phi(z / s) + s phi(z / s)`, the activation the next
+    layer saw on average in noisy training. `sigma` is fixed when the layer
+    is made (the seed's convention: `sd * 2 * max|w|`).
+
+    Args:
+        units: output units.
+        sigma: noise sd of each kernel entry (absolute).
+        bias_sigma: noise sd of each bias entry (absolute), 0 without bias.
+        use_bias: whether the layer has a bias.
+    """
+
+    def __init__(self, units, sigma, bias_sigma=0.0, use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.sigma = float(sigma)
+        self.bias_sigma = float(bias_sigma)
+        self.use_bias = use_bias
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), name="bias", initializer="zeros") if self.use_bias else None
+
+    def call(self, x):
+        z = keras.ops.matmul(x, self.kernel)
+        variance = self.sigma**2 * keras.ops.sum(keras.ops.square(x), axis=-1, keepdims=True)
+        if self.bias is not None:
+            z = z + self.bias
+            variance = variance + self.bias_sigma**2
+        s = keras.ops.sqrt(variance + 1e-12)
+        u = z / s
+        cdf = 0.5 * (1.0 + keras.ops.erf(u / np.sqrt(2.0)))
+        pdf = keras.ops.exp(-0.5 * u * u) / np.sqrt(2.0 * np.pi)
+        return z * cdf + s * pdf
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "sigma": self.sigma,
+                "bias_sigma": self.bias_sigma, "use_bias": self.use_bias}
+
+
+def mean_field_model(model, sd):
+    """Returns a noise-free copy of an MLP whose hidden layers output their mean noisy activation.
+
+    Every `Dense(activation="relu")` layer becomes a `MeanNoisyReLU` with the
+    noise of the seed's Gaussian of level `sd` (per tensor, `sd * 2 *
+    max|w|`); other layers are copied unchanged (the noise of a linear layer
+    is zero-mean and shifts nothing). Evaluated without noise, the copy
+    shows what the network trained with noise `sd` computes on average:
+    where a MAT model loses accuracy at inference sd 0, this copy tells
+    whether the lost noise-induced activation is the cause, and is a
+    deterministic (digital) stand-in that keeps it.
+
+    Args:
+        model: a built `keras.Sequential` of Dense layers (and layers
+            without weights, such as Flatten), plain or wrapped.
+        sd: the training noise level (fraction of `2 * max|w|`).
+
+    Returns:
+        A new `keras.Sequential` model, uncompiled.
+
+    Raises:
+        InvalidArgumentError: not a Sequential model, or a layer with
+            weights other than Dense.
+
+    Example:
+
+    >>> robust = mat_keras.zoo.mnist_mlp(weights="mnist_mlp-mat-fashionmnist")
+    >>> smooth = mean_field_model(robust, sd=0.1)
+    >>> smooth.compile(metrics=["accuracy"], loss=...); smooth.evaluate(x_test, y_test)
+    """
+    sd = validation.check_non_negative(sd, "sd")
+    model = _plain_sequential(model, "mean_field_model")
+    layers, sources = [], []
+    for layer in model.layers:
+        if layer.weights and not isinstance(layer, keras.layers.Dense):
+            raise InvalidArgumentError(
+                f"mean_field_model handles Dense layers only; '{layer.name}' is a {type(layer).__name__}."
+            )
+        if isinstance(layer, keras.layers.Dense) and layer.get_config()["activation"] == "relu":
+            kernel = keras.ops.convert_to_numpy(layer.kernel)
+            bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else np.zeros(1)
+            new = MeanNoisyReLU(layer.units, sigma=sd * 2 * np.abs(kernel).max(),
+                                bias_sigma=sd * 2 * np.abs(bias).max(), use_bias=layer.use_bias,
+                                name=f"{layer.name}_mean_field")
+        else:
+            new = type(layer).from_config(layer.get_config())
+        layers.append(new)
+        sources.append(layer)
+    copy = keras.Sequential([keras.Input(model.input_shape[1:]), *layers], name=f"{model.name}_mean_field")
+    for new, old in zip(layers, sources):
+        if old.weights:
+            new.set_weights(old.get_weights())
+    return copy

@@ -29,9 +29,12 @@ import sys
 import numpy as np
 import pytest
 
+# The model and data of the one-process, two-device tests (tests/ is on the
+# path both under pytest and when this file runs as a worker script).
+from test_distributed import GLOBAL_BATCH, _data, _model
+
 HERE = pathlib.Path(__file__).resolve()
 WORKERS = 2
-GLOBAL_BATCH = 16
 EPOCHS = 3
 TIMEOUT = 240
 # Two workers sum their gradients in another order than one process does.
@@ -53,7 +56,6 @@ def test_jax_two_processes_train_like_one(tmp_path):
 
 
 def _require(backend):
-    sys.path.insert(0, str(HERE.parent))
     from mat_testing import require_backends
 
     require_backends(backend)
@@ -118,36 +120,11 @@ def _run_workers(mode, folder):
 # ------------------------------------------------------------ the workers
 
 
-def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 10)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
-    return x, y
-
-
 def _local_half(array, index):
     """Rows of worker `index`: its half of every global batch, in order."""
     batches = array.reshape(-1, GLOBAL_BATCH, *array.shape[1:])
     half = GLOBAL_BATCH // WORKERS
     return batches[:, index * half : (index + 1) * half].reshape(-1, *array.shape[1:])
-
-
-def _model(noise_seed):
-    import keras
-
-    import mat_keras as mat
-
-    keras.utils.set_random_seed(0)  # the same initial weights in every process
-    model = keras.Sequential(
-        [keras.Input((10,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
-    )
-    robust = mat.wrap(model, noise=0.2, seed=noise_seed)
-    robust.compile(
-        keras.optimizers.Adam(1e-2),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return robust
 
 
 def _callbacks():

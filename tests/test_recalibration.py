@@ -105,3 +105,28 @@ def test_wrapped_models_are_stripped_and_other_models_refused():
         recalibrate(model, x, noise=None)
     with pytest.raises(InvalidArgumentError, match="draws"):
         recalibrate(model, x, noise=0.2, draws=0)
+
+
+def test_mean_field_model_is_the_mean_of_the_noisy_hidden_layer():
+    from mat_keras.recalibration import mean_field_model
+
+    model, x = _mlp(), _inputs(200)
+    sd = 0.2
+    smooth = mean_field_model(model, sd)
+    kernel = model.get_layer("hidden").kernel.numpy()
+    sigma = sd * 2 * np.abs(kernel).max()
+    rng = np.random.default_rng(0)
+    draws = 2000
+    hidden = np.mean(
+        [np.maximum(x @ (kernel + sigma * rng.standard_normal(kernel.shape)), 0) for _ in range(draws)], axis=0
+    )
+    predicted = keras.ops.convert_to_numpy(smooth.layers[0](x))
+    # Monte Carlo error of a mean of `draws` ReLUs: below sd(z + e) / sqrt(draws).
+    tolerance = 4 * sigma * np.linalg.norm(x, axis=1, keepdims=True) / np.sqrt(draws)
+    assert np.all(np.abs(predicted - hidden) <= tolerance)
+    # Without noise it is the model itself.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(mean_field_model(model, 0.0)(x)),
+                               keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    conv = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(InvalidArgumentError, match="Dense layers only"):
+        mean_field_model(conv, 0.1)

@@ -132,11 +132,9 @@ _FASHION_RECIPES = {
     "mlp": dict(
         epochs=30,
         clean_epochs=15,
-        batch_size=32,
-        optimizer={"class_name": "Adam", "config": {"learning_rate": 1e-3}},
         noise_sd=0.1,
-        clip_w=2.5,
         lr_milestones=(),
+        **{key: _MNIST[key] for key in ("batch_size", "optimizer", "clip_w")},
     ),
     "cnn": dict(
         epochs=20,

@@ -246,3 +246,67 @@ def test_mat_keras_train_runs_the_task_on_a_slice(model, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fashion-mnist: 512 train / 256 test" in out and "vanilla" in out and "MAT" in out
     assert (tmp_path / "run" / "sweep.json").is_file()
+
+
+# The shipped weights.
+
+FASHION_ENTRIES = (
+    "mnist_mlp-vanilla-fashionmnist",
+    "mnist_mlp-mat-fashionmnist",
+    "fashion_cnn-vanilla-fashionmnist",
+    "fashion_cnn-mat-fashionmnist",
+)
+# Independent draws of the offline check: levels and draws per level.
+CHECK_SDS = (0.1, 0.2)
+CHECK_DRAWS = 3
+
+
+def _package_registry():
+    from mat_keras.zoo.registry import Registry
+
+    return Registry.load()
+
+
+def test_the_fashion_entries_are_shipped_and_small():
+    registry = _package_registry()
+    for name in FASHION_ENTRIES:
+        entry = registry.get(name)
+        assert registry.shipped_file(entry) is not None and entry.size <= 3_000_000
+        assert entry.dataset == "fashion-mnist" and entry.recipe["task"] == "fashion-mnist"
+        assert entry.sweep["draws"] == 10 and entry.sweep["seed"] == 0
+        assert "10,000 test" in entry.sweep["data"]
+    # The MNIST MLP's bare variants still name the mnist-5k weights.
+    assert registry.resolve("mat", "mnist_mlp").name == "mnist_mlp-mat-mnist5k"
+    assert registry.resolve("mat", "fashion_cnn").name == "fashion_cnn-mat-fashionmnist"
+    assert registry.get("fashion_cnn-vanilla-fashionmnist").sweep["mean"][0] >= 0.90
+
+
+@pytest.mark.parametrize("name", FASHION_ENTRIES)
+def test_shipped_weights_offline_reproduce_the_registry_sweep(name, tmp_path, monkeypatch):
+    """Within sampling error, on the real test images, without any download.
+
+    Noise-free accuracy is deterministic: it must match to one test image.
+    At CHECK_SDS, CHECK_DRAWS fresh draws (another seed than the build's)
+    must agree with the registry's 10-draw mean within 4 sigma, sigma^2 =
+    s^2 (1/10 + 1/CHECK_DRAWS) with s the registry's spread over draws.
+    """
+    import mat_keras as mat
+    from mat_keras.zoo import weights as weights_lib
+
+    require_real_data()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    # A mirror nobody listens on: any download attempt would fail loudly.
+    monkeypatch.setenv(weights_lib.BASE_URL_ENV, "http://127.0.0.1:9/")
+    entry = _package_registry().get(name)
+    model = getattr(zoo, entry.model)(weights=name)
+    data = zoo.load_dataset("fashion-mnist")
+    sds = entry.sweep["sds"]
+    clean = mat.robustness_sweep(model, data.test_dataset(500), sds=[0.0], draws=1, seed=0, verbose=0)
+    assert abs(clean.mean()[0] - entry.sweep["mean"][sds.index(0.0)]) <= 1.5e-4
+    result = mat.robustness_sweep(model, data.test_dataset(500), sds=list(CHECK_SDS), draws=CHECK_DRAWS,
+                                  seed=1, verbose=0)
+    for i, sd in enumerate(CHECK_SDS):
+        mean, spread = entry.sweep["mean"][sds.index(sd)], entry.sweep["std"][sds.index(sd)]
+        tolerance = 4 * spread * np.sqrt(1 / entry.sweep["draws"] + 1 / CHECK_DRAWS) + 1e-4
+        assert abs(result.mean()[i] - mean) <= tolerance, (sd, result.mean()[i], mean, tolerance)
+    assert not os.path.isdir(weights_lib.weights_cache_dir()) or not os.listdir(weights_lib.weights_cache_dir())
