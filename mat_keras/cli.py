@@ -173,7 +173,7 @@ def _out_dir(args):
 def _load_task_data(args):
     from mat_keras.zoo import load_dataset, tasks
 
-    task = tasks.get_task(args.task).for_model(getattr(args, "model", None))
+    task = tasks.get_task(args.task)
     options = dict(task.dataset_options)
     if args.records is not None or args.encoding is not None:
         if task.dataset != "mitbih":
@@ -258,6 +258,8 @@ def _run_train(args):
         raise InvalidArgumentError(f"--clean-epochs must be >= 0, got {args.clean_epochs}.")
     init = load_model_file(args.init) if args.init else None
     task, data = _load_task_data(args)
+    # The recipe of the model trained (fashion-mnist keeps one per model).
+    task = task.for_model(args.model)
     print(f"Task {task.name}: {data.description}")
     if noise is None:
         noise = mat.noise.Gaussian(task.noise_sd if args.noise_sd is None else args.noise_sd)
