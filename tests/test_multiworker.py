@@ -31,7 +31,7 @@ import pytest
 
 # The model and data of the one-process, two-device tests (tests/ is on the
 # path both under pytest and when this file runs as a worker script).
-from test_distributed import GLOBAL_BATCH, _data, _model
+from test_distributed import GLOBAL_BATCH, _data, _model, jax_noisy_steps
 
 HERE = pathlib.Path(__file__).resolve()
 WORKERS = 2
@@ -247,17 +247,10 @@ def jax_worker(index, ports, folder):
     rows = _data()[0][:4]
     x = jax.make_array_from_process_local_data(batch, rows)
 
-    @jax.jit
-    def step(trainable, non_trainable, x):
-        outputs, non_trainable = layer.stateless_call(trainable, non_trainable, x, training=True)
-        return jax.lax.with_sharding_constraint(outputs, batch), non_trainable
-
+    first, second = jax_noisy_steps(layer, x, batch, steps=2)
+    noise = {name: np.asarray(out.addressable_shards[0].data) for name, out in (("first", first), ("second", second))}
     trainable = [v.value for v in layer.trainable_variables]
     non_trainable = [v.value for v in layer.non_trainable_variables]
-    noise = {}
-    for name in ("first", "second"):
-        out, non_trainable = step(trainable, non_trainable, x)
-        noise[name] = np.asarray(out.addressable_shards[0].data)
     clean, _ = jax.jit(lambda t, n, x: layer.stateless_call(t, n, x))(trainable, non_trainable, x)
     noise["clean"] = np.asarray(clean.addressable_shards[0].data)
 
