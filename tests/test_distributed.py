@@ -166,6 +166,24 @@ def tensorflow_worker():
     print_result(result)
 
 
+def jax_noisy_steps(layer, x, sharding, steps):
+    """The outputs of `steps` compiled training calls of `layer` on `x` (JAX), sharded by `sharding`."""
+    import jax
+
+    @jax.jit
+    def step(trainable, non_trainable, x):
+        outputs, non_trainable = layer.stateless_call(trainable, non_trainable, x, training=True)
+        return jax.lax.with_sharding_constraint(outputs, sharding), non_trainable
+
+    trainable = [v.value for v in layer.trainable_variables]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+    outputs = []
+    for _ in range(steps):
+        out, non_trainable = step(trainable, non_trainable, x)
+        outputs.append(out)
+    return outputs
+
+
 def jax_worker():
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
@@ -188,16 +206,8 @@ def jax_worker():
     rows = _data()[0][:4]
     x = jax.device_put(np.concatenate([rows] * len(devices)), batch)
 
-    @jax.jit
-    def step(trainable, non_trainable, x):
-        outputs, non_trainable = layer.stateless_call(trainable, non_trainable, x, training=True)
-        return jax.lax.with_sharding_constraint(outputs, batch), non_trainable
-
-    trainable = [v.value for v in layer.trainable_variables]
-    non_trainable = [v.value for v in layer.non_trainable_variables]
     outputs = []
-    for _ in range(2):
-        out, non_trainable = step(trainable, non_trainable, x)
+    for out in jax_noisy_steps(layer, x, batch, steps=2):
         shards = sorted(out.addressable_shards, key=lambda shard: shard.index[0].start or 0)
         assert len({shard.device for shard in shards}) == len(devices)
         outputs.append([np.asarray(shard.data) for shard in shards])

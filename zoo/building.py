@@ -40,30 +40,45 @@ def entry_name(task, variant):
 
 
 def build_task(name, registry=None):
-    """Returns the task a build name refers to: a task name or an entry name.
+    """Returns the recipe a build name refers to: a task name or an entry name.
 
     Args:
-        name: a task (`"mnist-5k"`) or a registry entry name
-            (`"mnist_mlp-mat-mnist5k"`, built or not yet).
+        name: a task (`"mnist-5k"`, built with its default model) or a
+            registry entry name (`"mnist_mlp-mat-mnist5k"`,
+            `"fashion_cnn-mat-fashionmnist"`, built or not yet), which also
+            picks the model of tasks that have several.
         registry: a `Registry` whose entries may name their task.
+
+    Returns:
+        A `zoo.tasks.Task`, specialised to the model built (`Task.for_model`).
 
     Raises:
         InvalidArgumentError: neither; the message lists the buildable names.
     """
     if name in tasks_lib.TASKS:
-        return tasks_lib.TASKS[name]
+        return tasks_lib.TASKS[name].for_model()
     if registry is not None and name in registry.entries:
-        task_name = registry.entries[name].recipe.get("task")
-        if task_name in tasks_lib.TASKS:
-            return tasks_lib.TASKS[task_name]
-    for task in tasks_lib.TASKS.values():
+        recipe = registry.entries[name].recipe
+        if recipe.get("task") in tasks_lib.TASKS:
+            return tasks_lib.TASKS[recipe["task"]].for_model(recipe.get("model"))
+    for task in _buildable_recipes():
         if name in (entry_name(task, variant) for variant in VARIANTS):
             return task
     buildable = sorted(tasks_lib.TASKS)
     raise InvalidArgumentError(
         f"Nothing to build called {name!r}; build a task ({', '.join(buildable)}) or one of its entries "
-        f"({', '.join(entry_name(tasks_lib.TASKS[t], 'mat') for t in buildable)}, and their -vanilla- twins)."
+        f"({', '.join(entry_name(task, 'mat') for task in _buildable_recipes())}, and their -vanilla- twins)."
     )
+
+
+def _buildable_recipes():
+    """Every task with each model that has a recipe of its own, default model first."""
+    for name in sorted(tasks_lib.TASKS):
+        task = tasks_lib.TASKS[name]
+        yield task.for_model()
+        for model in task.model_recipes:
+            if model != task.model:
+                yield task.for_model(model)
 
 
 def build_weights(
@@ -118,7 +133,7 @@ def build_weights(
     data_options = {} if data_dir is None else {"data_dir": data_dir}
     data = load_dataset(task.dataset, seed=SPLIT_SEED, **data_options)
     run = train_two_phase(
-        task, data, epochs=epochs, clean_epochs=clean_epochs, seed=seed, verbose=verbose
+        task, data, model_name=task.model, epochs=epochs, clean_epochs=clean_epochs, seed=seed, verbose=verbose
     )
     model_kwargs = {"num_classes": int(data.num_classes), "input_shape": list(data.input_shape)}
     recipe = _recipe(task, epochs, clean_epochs, seed)
@@ -174,7 +189,7 @@ def _phase_lengths(task, epochs, clean_epochs):
 
 
 def _recipe(task, epochs, clean_epochs, seed):
-    return {
+    recipe = {
         "task": task.name,
         "epochs": epochs,
         "clean_epochs": clean_epochs,
@@ -185,6 +200,13 @@ def _recipe(task, epochs, clean_epochs, seed):
         "seed": seed,
         "split_seed": SPLIT_SEED,
     }
+    if task.model_recipes:
+        # Tasks of several recipes: which one this was, for rebuilds.
+        recipe["model"] = task.model
+    if task.lr_milestones:
+        recipe["lr_milestones"] = list(task.lr_milestones)
+        recipe["lr_decay"] = task.lr_decay
+    return recipe
 
 
 def _sweep_record(result):

@@ -123,6 +123,8 @@ def train_two_phase(
     >>> run = train_two_phase(zoo.tasks.get_task("mnist-5k"), data, noise="pcm")
     >>> mat_keras.deployment_sweep(run.robust, data.test_dataset(256), device="pcm")
     """
+    # The recipe of the model trained (tasks may keep one per model).
+    task = task.for_model(model_name)
     epochs = task.epochs if epochs is None else epochs
     clean_epochs = task.clean_epochs if clean_epochs is None else clean_epochs
     if init is not None:

@@ -26,9 +26,10 @@ def add_parser(subparsers):
         "robustness sweep of the clean ('vanilla') and the MAT model.",
     )
     parser.add_argument("--task", "-task", required=True,
-                        help="task name: mnist-5k, mnist, cifar10, cifar100 or ecg")
+                        help="task name: mnist-5k, mnist, fashion-mnist, cifar10, cifar100 or ecg")
     parser.add_argument("--model", default=None,
-                        help="the task's model: mlp (mnist); mobilenetv2 or cnn (cifar); srnn or rnn (ecg)")
+                        help="the task's model: mlp (mnist); mlp or cnn (fashion-mnist); "
+                        "mobilenetv2 or cnn (cifar); srnn or rnn (ecg)")
     parser.add_argument("--noise-sd", "-noise_sd", type=float, default=None,
                         help="training noise sd, fraction of 2*max|w| (default: the task's)")
     parser.add_argument("--noise", default=None,
@@ -61,6 +62,8 @@ def run(args):
     noise = _check_arguments(args)
     init = load_model_file(args.init) if args.init else None
     task, data = runs.load_task_data(args)
+    # The recipe of the model trained (fashion-mnist keeps one per model).
+    task = task.for_model(args.model)
     print(f"Task {task.name}: {data.description}")
     if noise is None:
         noise = mat.noise.Gaussian(task.noise_sd if args.noise_sd is None else args.noise_sd)
@@ -93,8 +96,8 @@ def _check_arguments(args):
     Raises:
         MatKerasError: the first bad option, in one sentence.
     """
-    task = runs.check_sweep_arguments(args)
-    task.constructor_name(args.model)  # an unknown --model
+    # The recipe of the model trained (an unknown --model fails here).
+    task = runs.check_sweep_arguments(args).for_model(args.model)
     if args.noise is not None and args.noise_sd is not None:
         raise InvalidArgumentError("Give --noise or --noise-sd, not both.")
     if args.noise_sd is not None:

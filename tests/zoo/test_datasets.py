@@ -54,7 +54,7 @@ def assert_one_sentence(message):
 
 
 def test_registry_names():
-    assert DATASETS == ("mnist", "mnist-5k", "cifar10", "cifar100", "mitbih")
+    assert DATASETS == ("mnist", "mnist-5k", "fashion-mnist", "cifar10", "cifar100", "mitbih")
     assert zoo.load_dataset is load_dataset
 
 

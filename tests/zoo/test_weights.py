@@ -144,7 +144,7 @@ def test_packaged_registry_points_only_at_files_that_exist():
             assert PACKAGE.base_url, f"{entry.name} is neither shipped nor published"
             continue
         assert weights_lib.file_sha256(path) == entry.sha256 and os.path.getsize(path) == entry.size
-        assert entry.size < 500_000  # Small enough to ship in the wheel.
+        assert entry.size <= 3_000_000  # Small enough to ship in the wheel.
         model = getattr(zoo, entry.model)(**building._as_kwargs(entry.model_kwargs))
         weights_lib.load_weights_file(model, path, entry.model)
         assert len(entry.sweep["mean"]) == len(entry.sweep["std"]) == len(entry.sweep["sds"])
@@ -293,7 +293,7 @@ def test_unknown_name_lists_the_known_names():
         zoo.mnist_mlp(weights="imagenet")
     message = str(caught.value)
     assert "Unknown weights 'imagenet'" in message
-    assert "mnist_mlp-mat-mnist5k, mnist_mlp-vanilla-mnist5k" in message
+    assert "mnist_mlp-mat-mnist5k" in message and "mnist_mlp-vanilla-mnist5k" in message
     assert "path of a .weights.h5 file" in message
 
 
@@ -424,8 +424,8 @@ def test_zoo_list_and_download(server, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["zoo", "download", "imagenet"], "Unknown weights 'imagenet'; the known weights are mnist_mlp-mat-mnist5k"),
-        (["zoo", "build", "imagenet"], "Nothing to build called 'imagenet'; build a task (cifar10, cifar100, ecg, mnist, mnist-5k)"),
+        (["zoo", "download", "imagenet"], "Unknown weights 'imagenet'; the known weights are fashion_cnn-mat-fashionmnist"),
+        (["zoo", "build", "imagenet"], "Nothing to build called 'imagenet'; build a task (cifar10, cifar100, ecg, fashion-mnist, mnist, mnist-5k)"),
         (["zoo", "build", "mnist-5k", "--epochs", "1"], "at least one clean and one MAT epoch"),
         (["zoo", "list", "--registry", "nowhere.json"], "No weights registry at"),
     ],

