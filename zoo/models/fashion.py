@@ -9,7 +9,8 @@ import keras
 
 from mat_keras import validation
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.zoo.models.checks import as_tuple, check_num_classes
+from mat_keras.validation import check_integer
+from mat_keras.zoo.models.shapes import as_tuple
 from mat_keras.zoo.weights import load_zoo_weights
 
 _SIDE = 28
@@ -48,7 +49,7 @@ def fashion_cnn(filters=(32, 64), dense_units=128, dropout=0.25, num_classes=10,
     421834
     >>> model = mat_keras.zoo.fashion_cnn(weights="mat")  # shipped, offline
     """
-    check_num_classes(num_classes)
+    check_integer(num_classes, "num_classes", minimum=2)
     input_shape = _check_input_shape(input_shape)
     filters = _check_filters(filters)
     dense_units = validation.check_integer(dense_units, "dense_units")
