@@ -23,6 +23,7 @@ Conventions, in the order a chip applies them to one row tile:
 import keras
 
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.noise.base import Configurable
 from mat_keras.validation import check_integer, check_non_negative, check_positive
 
 INPUT_RANGE_MODES = ("learned", "calibrated")
@@ -73,7 +74,7 @@ def _input_range(value):
 
 
 @keras.saving.register_keras_serializable(package="mat_keras")
-class Crossbar:
+class Crossbar(Configurable):
     """Settings of a simulated crossbar tile, its converters and its noise.
 
     Args:
@@ -197,17 +198,8 @@ class Crossbar:
             "weight_scaling": self.weight_scaling,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(tuple(sorted(self.get_config().items())))
-
     def __repr__(self):
+        # Only what differs from the defaults: a preset reads as its settings.
         changed = {
             k: v for k, v in self.get_config().items() if v != _DEFAULTS.get(k)
         }
