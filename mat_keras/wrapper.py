@@ -145,11 +145,12 @@ class NoisyWeights(keras.layers.Wrapper):
         """
         values = []
         for variable in self.noisy_variables:
-            clean = ops.stop_gradient(ops.convert_to_tensor(variable))
-            delta = self.noise.perturbation(clean, self.seed_generator)
-            values.append(
-                variable + ops.stop_gradient(ops.cast(self.gate, delta.dtype) * delta)
+            # One read of the variable serves the scale and the sum.
+            value = ops.convert_to_tensor(variable)
+            delta = self.noise.gated_perturbation(
+                ops.stop_gradient(value), self.seed_generator, self.gate
             )
+            values.append(value + ops.stop_gradient(delta))
         return values
 
     def call(self, inputs, *args, training=None, mask=None, **kwargs):

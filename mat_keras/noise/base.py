@@ -98,6 +98,23 @@ class NoiseModel(Configurable):
         """
         raise NotImplementedError
 
+    def gated_perturbation(self, weights, seed, gate):
+        """Returns `gate * perturbation(weights, seed)`: what the wrapper adds at each step.
+
+        Models whose perturbation is a draw times a scalar override this to
+        fold `gate` into the scalar: one full-size multiply less per weight
+        tensor and step, on the training hot path.
+
+        Args:
+            weights: clean weight tensor, under `stop_gradient`.
+            seed: a `keras.random.SeedGenerator`, an integer or None.
+            gate: a scalar (the wrapper's noise gate variable).
+
+        Returns:
+            A tensor with the shape and dtype of `weights`.
+        """
+        return ops.cast(gate, dtype_of(weights)) * self.perturbation(weights, seed)
+
     def __call__(self, weights, seed=None):
         """Returns `weights + perturbation` with a straight-through gradient.
 

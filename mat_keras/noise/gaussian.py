@@ -56,6 +56,9 @@ class Gaussian(NoiseModel):
     def perturbation(self, weights, seed=None):
         return _unit_normal(weights, seed) * self.scale(weights)
 
+    def gated_perturbation(self, weights, seed, gate):
+        return _unit_normal(weights, seed) * (ops.cast(gate, dtype_of(weights)) * self.scale(weights))
+
     def get_config(self):
         return {"sd": self._sd, "relative_to": self.relative_to}
 
@@ -82,6 +85,9 @@ class Multiplicative(NoiseModel):
 
     def perturbation(self, weights, seed=None):
         return _unit_normal(weights, seed) * ops.abs(weights) * self._sd
+
+    def gated_perturbation(self, weights, seed, gate):
+        return _unit_normal(weights, seed) * ops.abs(weights) * (ops.cast(gate, dtype_of(weights)) * self._sd)
 
     def get_config(self):
         return {"sd": self._sd}
