@@ -49,6 +49,11 @@ class NoisyWeights(keras.layers.Wrapper):
     value, like the layer itself), Embedding, BatchNormalization (gamma and
     beta) and others.
 
+    Saving the model (`model.save`, `save_weights`, and so
+    `keras.callbacks.BackupAndRestore`) keeps the position of the noise
+    stream: a reloaded or resumed model draws the noise the saved one would
+    have drawn next.
+
     Args:
         layer: the `keras.layers.Layer` to wrap.
         noise: a noise model or anything `mat_keras.noise.get` resolves
@@ -197,6 +202,38 @@ class NoisyWeights(keras.layers.Wrapper):
 
     def compute_mask(self, inputs, previous_mask=None):
         return self.layer.compute_mask(inputs, previous_mask)
+
+    def save_own_variables(self, store):
+        """Saves the wrapper's weights, then the state of its noise stream.
+
+        Keras saves a layer's weights but not its `SeedGenerator`s: without
+        the stream's position a resumed run (`BackupAndRestore`) or a reloaded
+        model would draw the noise of the steps already taken again. The
+        state follows the wrapper's own weights, under the next index.
+
+        Args:
+            store: the dict-like entry Keras saves this layer's state in.
+        """
+        super().save_own_variables(store)
+        store[self._seed_state_key()] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        """Loads what `save_own_variables` saved; files without the stream's state load too.
+
+        Args:
+            store: the dict-like entry Keras saved this layer's state in.
+        """
+        key = self._seed_state_key()
+        if key in store:
+            # As saved on any backend: the state's integer type is the backend's.
+            state = self.seed_generator.state
+            state.assign(ops.cast(ops.convert_to_tensor(store[key][()]), state.dtype))
+            store = {name: store[name] for name in store.keys() if name != key}
+        super().load_own_variables(store)
+
+    def _seed_state_key(self):
+        """The store key of the noise stream's state: the index after the wrapper's own weights."""
+        return str(len(self._trainable_variables + self._non_trainable_variables))
 
     def get_config(self):
         config = super().get_config()
