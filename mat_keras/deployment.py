@@ -30,7 +30,7 @@ from mat_keras.errors import InvalidArgumentError
 from mat_keras.layers import is_bias
 from mat_keras.results import DeploymentResult
 from mat_keras.sweep import make_evaluator
-from mat_keras.validation import check_integer
+from mat_keras.validation import check_integer, check_seed
 from mat_keras.wrapping import perturbed_variables
 
 #: 1 second, 1 hour, 1 day, 1 month (30 days), 1 year (365 days).
@@ -124,7 +124,8 @@ def deployment_sweep(
         times: seconds after programming (numbers, or strings such as
             `"1d"`); default 1 s, 1 h, 1 day, 1 month, 1 year.
         draws: programmings (chips) to average over.
-        seed: integer seed; the same seed gives the same chips and reads.
+        seed: integer seed from 0 to 2**32 - 1 (or None: unseeded); the
+            same seed gives the same chips and reads.
         compensation: True, False, or `"both"` (one result each).
         biases: `"digital"` (exact) or `"devices"` (programmed like weights).
         batch_size: evaluation batch size for array inputs.
@@ -138,7 +139,9 @@ def deployment_sweep(
         `"both"`, else one.
 
     Raises:
-        InvalidArgumentError: a bad device, time, draw count or setting.
+        InvalidArgumentError: a bad device, time, draw count, seed or
+            setting, or array inputs and labels that do not fit each other
+            or the model (`mat_keras.sweep.check_data`).
 
     Example:
 
@@ -148,6 +151,9 @@ def deployment_sweep(
     >>> mat_keras.sweep.plot_results(results, path="deployment.png")
     """
     times, settings = _check_arguments(times, draws, compensation, biases)
+    seed = check_seed(seed)
+    # Checks the data before the device is read.
+    evaluate = make_evaluator(model, x, y, batch_size)
     family = resolve_device(device)
     simulator = family if isinstance(family, DeviceModel) else _WeightNoise(family)
     variables = [
@@ -162,7 +168,6 @@ def deployment_sweep(
         draws * len(times) * len(settings), verbose=verbose,
         stateful_metrics=["time", "accuracy"], unit_name="evaluation",
     )
-    evaluate = make_evaluator(model, x, y, batch_size)
     try:
         for d in range(draws):
             states = [simulator.program(keras.ops.convert_to_tensor(v), generator) for v in clean]

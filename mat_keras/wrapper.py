@@ -23,7 +23,7 @@ from keras import ops
 from mat_keras import compat
 from mat_keras import layers as layer_table
 from mat_keras import noise as noise_lib
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.errors import InvalidArgumentError, WrapError
 from mat_keras.validation import check_seed
 
 
@@ -97,6 +97,7 @@ class NoisyWeights(keras.layers.Wrapper):
         self.supports_masking = getattr(self.layer, "supports_masking", False)
         # ids of the wrapped layer's biases (the layer table's), once it is built.
         self._bias_ids = None
+        self._check_has_weights()
 
     def build(self, input_shape=None):
         # Keras passes the shape of the first call argument only; a layer
@@ -104,6 +105,7 @@ class NoisyWeights(keras.layers.Wrapper):
         # at the first call, from all of them (`_build_layer`).
         if _builds_from_one_shape(self.layer):
             super().build(input_shape)
+            self._check_has_weights()
         self.gate = self.add_weight(
             shape=(),
             initializer="ones",
@@ -199,6 +201,15 @@ class NoisyWeights(keras.layers.Wrapper):
             if f"{name}_shape" in accepted and hasattr(value, "shape")
         }
         self.layer.build(**shapes)
+        self._check_has_weights()
+
+    def _check_has_weights(self):
+        """Refuses a built layer without weights: there would be nothing to perturb."""
+        if self.layer.built and not self.layer.weights:
+            raise WrapError(
+                f"NoisyWeights({self.layer.name}): a {type(self.layer).__name__} layer has no weights "
+                "to perturb; wrap the layers that hold weights."
+            )
 
     def compute_mask(self, inputs, previous_mask=None):
         return self.layer.compute_mask(inputs, previous_mask)
