@@ -30,6 +30,7 @@ from mat_keras.errors import InvalidArgumentError
 from mat_keras.layers import is_bias
 from mat_keras.results import DeploymentResult
 from mat_keras.sweep import make_evaluator
+from mat_keras.progress import Progress
 from mat_keras.validation import check_integer, check_seed
 from mat_keras.wrapping import perturbed_variables
 
@@ -132,7 +133,8 @@ def deployment_sweep(
         batchnorm: also program BatchNormalization's gamma and beta.
         name: label of the results (defaults to the model's name).
         data: a description of the evaluation data, kept in the results.
-        verbose: 1 shows a progress bar.
+        verbose: 1 shows a Keras progress bar on a terminal, and one line
+            per draw when the output is a file or a pipe; 0 shows nothing.
 
     Returns:
         A list of `DeploymentResult`: `[uncompensated, compensated]` for
@@ -164,8 +166,9 @@ def deployment_sweep(
     generator = keras.random.SeedGenerator(seed)
     accuracy = np.zeros((len(settings), len(times), draws))
     loss = np.full_like(accuracy, np.nan)
-    progress = keras.utils.Progbar(
-        draws * len(times) * len(settings), verbose=verbose,
+    # One line per draw (a chip at every time) when the output is not a terminal.
+    progress = Progress(
+        draws * len(times) * len(settings), verbose=verbose, group=len(times) * len(settings),
         stateful_metrics=["time", "accuracy"], unit_name="evaluation",
     )
     try:

@@ -15,6 +15,7 @@ import numpy as np
 from mat_keras import noise as noise_lib
 from mat_keras.backend_utils import array_batches, compile_function, stateless_draw
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.progress import Progress
 from mat_keras.validation import check_integer, check_labels, check_same_length, check_seed
 
 # The results and their files, reachable here too (`mat.sweep.format_table`).
@@ -206,7 +207,9 @@ def robustness_sweep(
         batchnorm: also perturb BatchNormalization's gamma and beta.
         name: label of the result (defaults to the model's name).
         data: a description of the evaluation data, kept in the result.
-        verbose: 1 shows a Keras progress bar.
+        verbose: 1 shows a Keras progress bar on a terminal, and one line
+            per noise level when the output is a file or a pipe
+            (`mat_keras.progress.Progress`); 0 shows nothing.
 
     Returns:
         A `SweepResult`.
@@ -233,8 +236,8 @@ def robustness_sweep(
     draws_at = _compiled_draws(family, sds, clean)
     accuracy = np.zeros((len(sds), draws))
     loss = np.full((len(sds), draws), np.nan)
-    progress = keras.utils.Progbar(
-        len(sds) * draws, verbose=verbose, stateful_metrics=["sd", "accuracy"], unit_name="draw"
+    progress = Progress(
+        len(sds) * draws, verbose=verbose, group=draws, stateful_metrics=["sd", "accuracy"], unit_name="draw"
     )
     state = generator.state.value
     try:
