@@ -92,3 +92,50 @@ def test_a_layer_built_at_its_first_call_with_weights_is_accepted():
     layer = mat.NoisyWeights(keras.layers.MultiHeadAttention(2, 4), seed=0)
     x = np.ones((2, 3, 4), "float32")
     assert layer(x, x, training=True).shape == (2, 3, 4)
+
+
+# -- files: one sentence naming the file ------------------------------------------------------
+
+def _write(path, content):
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return str(path)
+
+
+BAD_DEVICE_FILES = [
+    ("random bytes", "d.json", b"\x89\xff\x00 not text", mat.errors.InputFileError, "is not text"),
+    ("empty", "d.json", b"", mat.errors.InputFileError, "is empty"),
+    ("a list", "d.json", "[0.02, 0.01]", InvalidArgumentError, "holds an array; it must be a JSON object"),
+    ("a string", "d.json", '"pcm"', InvalidArgumentError, "holds a single value"),
+    ("broken JSON", "d.json", '{"programming": ', InvalidArgumentError, "is not valid JSON"),
+    ("CSV of random bytes", "m.csv", b"\xff\xfe\x00level", mat.errors.InputFileError, "is not text"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_DEVICE_FILES, ids=[case[0] for case in BAD_DEVICE_FILES])
+def test_bad_device_files_raise_one_sentence_naming_the_file(case, tmp_path):
+    _, name, content, error, phrase = case
+    path = _write(tmp_path / name, content)
+    with pytest.raises(error, match=phrase) as raised:
+        mat.devices.resolve_device(path)
+    assert path in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_json_array_given_as_text_is_refused_as_json_not_as_an_alias():
+    with pytest.raises(InvalidArgumentError, match="The device JSON holds an array"):
+        mat.devices.resolve_device("[0.02, 0.01]")
+
+
+def test_an_unfinished_exports_staging_folder_is_not_read_as_tables(tmp_path):
+    from mat_keras import export
+    from mat_keras.export import files
+    from mat_keras.export.errors import TableIntegrityError
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    chip = tmp_path / "chip"
+    export.conductance_tables(model, chip, device=export.Device(g_min=1e-6, g_max=40e-6, levels=16))
+    # What a kill between writing the manifest and the rename leaves: a complete folder under a staging name.
+    staging = tmp_path / ".chip.partial-123-0abc"
+    chip.rename(staging)
+    assert files.is_staging_folder(staging)
+    with pytest.raises(TableIntegrityError, match="unfinished export's staging folder"):
+        export.load_tables(staging)
