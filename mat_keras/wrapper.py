@@ -64,6 +64,11 @@ class NoisyWeights(keras.layers.Wrapper):
         inference_noise: whether noise is also drawn at inference.
         **kwargs: base `Layer` arguments such as `name`.
 
+    Raises:
+        WrapError: the layer has no weights (`Flatten`, `Dropout`), found
+            when it is built (at once for a layer built already).
+        InvalidArgumentError: no noise model, or a bad seed.
+
     Example:
 
     >>> layer = mat_keras.NoisyWeights(keras.layers.Dense(8), noise=0.1, seed=0)
