@@ -72,7 +72,13 @@ BAD_WRAPS = [
     ("string seed", lambda: mat.wrap(_classifier()[0], seed="1"), InvalidArgumentError, "seed must be an integer"),
     ("negative seed", lambda: mat.wrap(_classifier()[0], seed=-3), InvalidArgumentError, "seed must be an integer"),
     ("layer seed", lambda: mat.NoisyWeights(keras.layers.Dense(2), seed=2.0), InvalidArgumentError, "seed must be"),
+    ("no room for the layer seeds", lambda: mat.wrap(_two_layers(), seed=mat.validation.MAX_SEED),
+     InvalidArgumentError, "seed must be at most 4294967294 for 2 wrapped layers"),
 ]
+
+
+def _two_layers():
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), keras.layers.Dense(3)])
 
 
 def _built(layer):
