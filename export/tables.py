@@ -515,10 +515,18 @@ def read_manifest(directory):
     """Returns the parsed, version-checked manifest of a tables folder.
 
     Raises:
-        TableIntegrityError: no manifest, or not valid JSON.
+        TableIntegrityError: an unfinished export's temporary folder, no
+            manifest, or not valid JSON.
         SchemaVersionError: written by a newer schema.
     """
     directory = Path(directory)
+    # Such a folder may hold a complete manifest (a kill just before the
+    # rename), yet it is no export's result.
+    if files.is_staging_folder(directory):
+        raise TableIntegrityError(
+            f"'{directory}' is an unfinished export's staging folder, not a conductance-table folder; "
+            "run the export again."
+        )
     path = directory / MANIFEST
     if not path.is_file():
         raise TableIntegrityError(f"'{directory}' holds no {MANIFEST}; it is not a conductance-table folder.")

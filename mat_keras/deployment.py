@@ -30,7 +30,8 @@ from mat_keras.errors import InvalidArgumentError
 from mat_keras.layers import is_bias
 from mat_keras.results import DeploymentResult
 from mat_keras.sweep import make_evaluator
-from mat_keras.validation import check_integer
+from mat_keras.progress import Progress
+from mat_keras.validation import check_integer, check_seed
 from mat_keras.wrapping import perturbed_variables
 
 #: 1 second, 1 hour, 1 day, 1 month (30 days), 1 year (365 days).
@@ -124,21 +125,25 @@ def deployment_sweep(
         times: seconds after programming (numbers, or strings such as
             `"1d"`); default 1 s, 1 h, 1 day, 1 month, 1 year.
         draws: programmings (chips) to average over.
-        seed: integer seed; the same seed gives the same chips and reads.
+        seed: integer seed from 0 to 2**32 - 1 (or None: unseeded); the
+            same seed gives the same chips and reads.
         compensation: True, False, or `"both"` (one result each).
         biases: `"digital"` (exact) or `"devices"` (programmed like weights).
         batch_size: evaluation batch size for array inputs.
         batchnorm: also program BatchNormalization's gamma and beta.
         name: label of the results (defaults to the model's name).
         data: a description of the evaluation data, kept in the results.
-        verbose: 1 shows a progress bar.
+        verbose: 1 shows a Keras progress bar on a terminal, and one line
+            per draw when the output is a file or a pipe; 0 shows nothing.
 
     Returns:
         A list of `DeploymentResult`: `[uncompensated, compensated]` for
         `"both"`, else one.
 
     Raises:
-        InvalidArgumentError: a bad device, time, draw count or setting.
+        InvalidArgumentError: a bad device, time, draw count, seed or
+            setting, or array inputs and labels that do not fit each other
+            or the model (`mat_keras.sweep.check_data`).
 
     Example:
 
@@ -148,6 +153,9 @@ def deployment_sweep(
     >>> mat_keras.sweep.plot_results(results, path="deployment.png")
     """
     times, settings = _check_arguments(times, draws, compensation, biases)
+    seed = check_seed(seed)
+    # Checks the data before the device is read.
+    evaluate = make_evaluator(model, x, y, batch_size)
     family = resolve_device(device)
     simulator = family if isinstance(family, DeviceModel) else _WeightNoise(family)
     variables = [
@@ -158,11 +166,11 @@ def deployment_sweep(
     generator = keras.random.SeedGenerator(seed)
     accuracy = np.zeros((len(settings), len(times), draws))
     loss = np.full_like(accuracy, np.nan)
-    progress = keras.utils.Progbar(
-        draws * len(times) * len(settings), verbose=verbose,
+    # One line per draw (a chip at every time) when the output is not a terminal.
+    progress = Progress(
+        draws * len(times) * len(settings), verbose=verbose, group=len(times) * len(settings),
         stateful_metrics=["time", "accuracy"], unit_name="evaluation",
     )
-    evaluate = make_evaluator(model, x, y, batch_size)
     try:
         for d in range(draws):
             states = [simulator.program(keras.ops.convert_to_tensor(v), generator) for v in clean]

@@ -15,7 +15,8 @@ import numpy as np
 from mat_keras import noise as noise_lib
 from mat_keras.backend_utils import array_batches, compile_function, stateless_draw
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.validation import check_integer
+from mat_keras.progress import Progress
+from mat_keras.validation import check_integer, check_labels, check_same_length, check_seed
 
 # The results and their files, reachable here too (`mat.sweep.format_table`).
 from mat_keras.results import (  # noqa: F401
@@ -42,6 +43,36 @@ def _accuracy_key(logs):
     )
 
 
+def check_data(model, x, y):
+    """Checks array inputs and labels against each other and against `model`'s classes.
+
+    Labels given as one class index per example (a vector, or a column) must
+    be integers from 0 to the number of the model's outputs minus one, as the
+    sparse cross-entropy takes them; other labels (one-hot rows) and a
+    model of one output (a regression, a binary classifier) are only checked
+    for their length. Datasets carry their own labels and are not checked.
+
+    Args:
+        model: the Keras model that will score the data.
+        x: the inputs (an array), or a dataset.
+        y: the labels, or None with a dataset.
+
+    Raises:
+        InvalidArgumentError: the lengths differ, or class indices are not
+            integers in range (`mat_keras.validation.check_labels`).
+    """
+    if y is None or not hasattr(x, "shape"):
+        return
+    y = np.asarray(y)
+    shape = getattr(model, "output_shape", None)
+    classes = shape[-1] if isinstance(shape, tuple) and shape else None
+    class_indices = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    if class_indices and classes is not None and classes > 1:
+        check_labels(x, y.reshape(len(y)), classes)
+    else:
+        check_same_length(x, y)
+
+
 def make_evaluator(model, x, y=None, batch_size=256):
     """Returns `evaluate() -> (accuracy, loss)` of `model` on the data, for repeated calls.
 
@@ -62,14 +93,16 @@ def make_evaluator(model, x, y=None, batch_size=256):
         model has none).
 
     Raises:
-        InvalidArgumentError: (at the first call) the model reports no
-            accuracy.
+        InvalidArgumentError: array inputs and labels do not fit each other
+            or the model (`check_data`); (at the first call) the model
+            reports no accuracy.
 
     Example:
 
     >>> evaluate = make_evaluator(model, x_test, y_test)
     >>> accuracy, loss = evaluate()
     """
+    check_data(model, x, y)
     if not model.compiled:
         model.compile(
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -166,17 +199,25 @@ def robustness_sweep(
         y: integer labels when `x` is an array.
         sds: inference noise levels.
         draws: noise draws per level.
-        seed: integer seed; the same seed gives the same draws.
+        seed: integer seed from 0 to 2**32 - 1 (or None: unseeded); the
+            same seed gives the same draws.
         noise: the noise family (`mat_keras.noise.get`), set to each level
             with `NoiseModel.with_sd`.
         batch_size: evaluation batch size for array inputs.
         batchnorm: also perturb BatchNormalization's gamma and beta.
         name: label of the result (defaults to the model's name).
         data: a description of the evaluation data, kept in the result.
-        verbose: 1 shows a Keras progress bar.
+        verbose: 1 shows a Keras progress bar on a terminal, and one line
+            per noise level when the output is a file or a pipe
+            (`mat_keras.progress.Progress`); 0 shows nothing.
 
     Returns:
         A `SweepResult`.
+
+    Raises:
+        InvalidArgumentError: a bad level, draw count or seed, or array
+            inputs and labels that do not fit each other or the model
+            (`check_data`).
 
     Example:
 
@@ -185,17 +226,19 @@ def robustness_sweep(
     >>> print(result.table())
     """
     sds = _check_levels(sds, draws)
+    seed = check_seed(seed)
     family = noise_lib.get(noise)
+    # Checks the data before the draws are compiled (seconds on JAX).
+    evaluate = make_evaluator(model, x, y, batch_size)
     variables = perturbed_variables(model, batchnorm=batchnorm)
     clean = [keras.ops.convert_to_tensor(keras.ops.convert_to_numpy(v)) for v in variables]
     generator = keras.random.SeedGenerator(seed)
     draws_at = _compiled_draws(family, sds, clean)
     accuracy = np.zeros((len(sds), draws))
     loss = np.full((len(sds), draws), np.nan)
-    progress = keras.utils.Progbar(
-        len(sds) * draws, verbose=verbose, stateful_metrics=["sd", "accuracy"], unit_name="draw"
+    progress = Progress(
+        len(sds) * draws, verbose=verbose, group=draws, stateful_metrics=["sd", "accuracy"], unit_name="draw"
     )
-    evaluate = make_evaluator(model, x, y, batch_size)
     state = generator.state.value
     try:
         for i, draw in enumerate(draws_at):

@@ -245,8 +245,7 @@ def check_labels(x, y, num_classes, name="y"):
     >>> check_labels(np.zeros((3, 4)), np.array([0, 1, 2]), num_classes=10)
     """
     y = np.asarray(y)
-    if len(x) != len(y):
-        raise InvalidArgumentError(f"{name}: the inputs hold {len(x)} examples but the labels {len(y)}.")
+    check_same_length(x, y, name)
     if not np.issubdtype(y.dtype, np.integer):
         raise InvalidArgumentError(
             f"{name} holds {y.dtype} labels; the sparse cross-entropy needs integer class indices."
@@ -256,3 +255,22 @@ def check_labels(x, y, num_classes, name="y"):
             f"{name} holds labels from {y.min()} to {y.max()}, outside the {num_classes} classes "
             f"0..{num_classes - 1}."
         )
+
+
+def check_same_length(x, y, name="y"):
+    """Checks that inputs `x` and labels `y` hold the same number of examples.
+
+    Args:
+        x: the inputs (anything with a length).
+        y: the labels (anything with a length).
+        name: how the labels are called, for the message.
+
+    Raises:
+        InvalidArgumentError: the lengths differ.
+
+    Example:
+
+    >>> check_same_length(np.zeros((3, 4)), np.zeros((3, 10)))
+    """
+    if len(x) != len(y):
+        raise InvalidArgumentError(f"{name}: the inputs hold {len(x)} examples but the labels {len(y)}.")

@@ -23,7 +23,7 @@ from keras import ops
 from mat_keras import compat
 from mat_keras import layers as layer_table
 from mat_keras import noise as noise_lib
-from mat_keras.errors import InvalidArgumentError
+from mat_keras.errors import InvalidArgumentError, WrapError
 from mat_keras.validation import check_seed
 
 
@@ -49,6 +49,11 @@ class NoisyWeights(keras.layers.Wrapper):
     value, like the layer itself), Embedding, BatchNormalization (gamma and
     beta) and others.
 
+    Saving the model (`model.save`, `save_weights`, and so
+    `keras.callbacks.BackupAndRestore`) keeps the position of the noise
+    stream: a reloaded or resumed model draws the noise the saved one would
+    have drawn next.
+
     Args:
         layer: the `keras.layers.Layer` to wrap.
         noise: a noise model or anything `mat_keras.noise.get` resolves
@@ -58,6 +63,11 @@ class NoisyWeights(keras.layers.Wrapper):
             layer table (`mat_keras.layers`) says which variables are biases.
         inference_noise: whether noise is also drawn at inference.
         **kwargs: base `Layer` arguments such as `name`.
+
+    Raises:
+        WrapError: the layer has no weights (`Flatten`, `Dropout`), found
+            when it is built (at once for a layer built already).
+        InvalidArgumentError: no noise model, or a bad seed.
 
     Example:
 
@@ -92,6 +102,7 @@ class NoisyWeights(keras.layers.Wrapper):
         self.supports_masking = getattr(self.layer, "supports_masking", False)
         # ids of the wrapped layer's biases (the layer table's), once it is built.
         self._bias_ids = None
+        self._check_has_weights()
 
     def build(self, input_shape=None):
         # Keras passes the shape of the first call argument only; a layer
@@ -99,6 +110,7 @@ class NoisyWeights(keras.layers.Wrapper):
         # at the first call, from all of them (`_build_layer`).
         if _builds_from_one_shape(self.layer):
             super().build(input_shape)
+            self._check_has_weights()
         self.gate = self.add_weight(
             shape=(),
             initializer="ones",
@@ -195,9 +207,50 @@ class NoisyWeights(keras.layers.Wrapper):
             if f"{name}_shape" in accepted and hasattr(value, "shape")
         }
         self.layer.build(**shapes)
+        self._check_has_weights()
+
+    def _check_has_weights(self):
+        """Refuses a built layer without weights: there would be nothing to perturb."""
+        if self.layer.built and not self.layer.weights:
+            raise WrapError(
+                f"NoisyWeights({self.layer.name}): a {type(self.layer).__name__} layer has no weights "
+                "to perturb; wrap the layers that hold weights."
+            )
 
     def compute_mask(self, inputs, previous_mask=None):
         return self.layer.compute_mask(inputs, previous_mask)
+
+    def save_own_variables(self, store):
+        """Saves the wrapper's weights, then the state of its noise stream.
+
+        Keras saves a layer's weights but not its `SeedGenerator`s: without
+        the stream's position a resumed run (`BackupAndRestore`) or a reloaded
+        model would draw the noise of the steps already taken again. The
+        state follows the wrapper's own weights, under the next index.
+
+        Args:
+            store: the dict-like entry Keras saves this layer's state in.
+        """
+        super().save_own_variables(store)
+        store[self._seed_state_key()] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        """Loads what `save_own_variables` saved; files without the stream's state load too.
+
+        Args:
+            store: the dict-like entry Keras saved this layer's state in.
+        """
+        key = self._seed_state_key()
+        if key in store:
+            # As saved on any backend: the state's integer type is the backend's.
+            state = self.seed_generator.state
+            state.assign(ops.cast(ops.convert_to_tensor(store[key][()]), state.dtype))
+            store = {name: store[name] for name in store.keys() if name != key}
+        super().load_own_variables(store)
+
+    def _seed_state_key(self):
+        """The store key of the noise stream's state: the index after the wrapper's own weights."""
+        return str(len(self._trainable_variables + self._non_trainable_variables))
 
     def get_config(self):
         config = super().get_config()

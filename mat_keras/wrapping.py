@@ -6,7 +6,7 @@ from mat_keras import compat
 from mat_keras import layers as layer_table
 from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError, NoNoisyLayersError, WrapError
-from mat_keras.validation import check_seed
+from mat_keras.validation import MAX_SEED, check_seed
 from mat_keras.wrapper import NoisyWeights
 
 
@@ -191,7 +191,8 @@ def wrap(
     if noisy_layers(model):
         model = strip(model)
     selected, names = _selector(layers, batchnorm)
-    _check_selection(model, selected, names, explicit=layers is not None)
+    chosen = _check_selection(model, selected, names, explicit=layers is not None)
+    _check_seed_room(seed, len(chosen))
 
     count = [0]
 
@@ -234,6 +235,16 @@ def _check_selection(model, selected, names, explicit):
     if not chosen:
         what = "the selected layers" if explicit else "Dense, convolution or RNN layers"
         raise WrapError(f"Model '{model.name}' has none of {what}: nothing to wrap.")
+    return chosen
+
+
+def _check_seed_room(seed, count):
+    """Refuses a seed whose layer seeds `seed + i` would pass `MAX_SEED`."""
+    if seed is not None and seed + count - 1 > MAX_SEED:
+        raise InvalidArgumentError(
+            f"seed must be at most {MAX_SEED - count + 1} for {count} wrapped layers "
+            f"(layer i draws with seed + i), got {seed}."
+        )
 
 
 def strip(model):

@@ -368,3 +368,14 @@ def test_qat_accuracy_rises_with_the_number_of_levels(mnist, clean_8):
     assert slope > 0.001, accuracy  # accuracy per doubling of the levels
     assert accuracy[-1] > accuracy[0] + 0.005, accuracy
     assert np.mean(accuracy[2:]) > np.mean(accuracy[:2]) + 0.003, accuracy
+
+
+def test_a_piped_deployment_sweep_prints_one_line_per_draw(homogeneous, capsys):
+    model, x, y = homogeneous
+    capsys.readouterr()
+    mat.deployment_sweep(model, x, y, device="pcm", times=[1.0, 60.0], draws=3, verbose=1)
+    out = capsys.readouterr().out  # not a terminal: lines, not a redrawn bar
+    assert "\r" not in out and "\b" not in out
+    lines = out.splitlines()
+    assert [line.split("(")[-1] for line in lines] == [f"{n}/12 evaluations)" for n in (4, 8, 12)], out
+    assert all(line.startswith("time ") and " - accuracy " in line for line in lines), out

@@ -133,3 +133,23 @@ def test_bad_inputs(trained):
     regression.compile("sgd", "mse")
     with pytest.raises(mat.errors.InvalidArgumentError, match="accuracy metric"):
         mat.robustness_sweep(regression, x, y, sds=[0.0], draws=1, verbose=0)
+
+
+def test_a_piped_sweep_prints_one_line_per_level_and_no_redraws(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import keras, numpy as np, mat_keras as mat\n"
+        "model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])\n"
+        "x = np.random.default_rng(0).normal(size=(40, 6)).astype('float32')\n"
+        "mat.robustness_sweep(model, x, np.arange(40) % 3, sds=[0.0, 0.1, 0.2], draws=4, verbose=1)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True, text=True
+    ).stdout
+    assert "\r" not in out and "\b" not in out
+    lines = out.splitlines()
+    assert len(lines) == 3, out
+    for sd, (line, draws) in zip(["0", "0.1", "0.2"], zip(lines, [4, 8, 12])):
+        assert line.startswith(f"sd {sd} - accuracy ") and line.endswith(f"({draws}/12 draws)"), line

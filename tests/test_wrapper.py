@@ -223,8 +223,8 @@ def test_keras_round_trip_keeps_outputs_and_noise_settings(tmp_path):
     loaded = keras.saving.load_model(path)  # no custom_objects
     assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in robust.layers]
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(robust(x)))
-    # Noise model, seeds and gates come back; as for Keras's Dropout, the
-    # random stream restarts from its seed.
+    # Noise model, seeds and gates come back, and the noise stream resumes
+    # where it was (tests/test_resume.py).
     for got, want in zip(mat.noisy_layers(loaded), mat.noisy_layers(robust)):
         assert (got.noise, got.seed, float(to_numpy(got.gate))) == (want.noise, want.seed, 1.0)
     assert not np.allclose(to_numpy(loaded(x, training=True)), to_numpy(loaded(x)))

@@ -1,6 +1,7 @@
 """Runs a task's recipe: clean phase, then the memristor-aware phase."""
 
 import dataclasses
+import sys
 
 import keras
 
@@ -170,6 +171,8 @@ def train_two_phase(
             initial_epoch=initial_epoch,
             callbacks=[*schedule, *callbacks],
             verbose=verbose,
+            # A tf.data pipeline shuffles itself; Keras would warn that `shuffle` is ignored.
+            shuffle=not _is_tf_dataset(train),
         )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
@@ -178,3 +181,9 @@ def train_two_phase(
     vanilla = mat.strip(robust) if init is None else mat.strip(model)
     fit(clean_epochs, epochs)
     return TwoPhaseRun(vanilla=vanilla, robust=robust, history=history)
+
+
+def _is_tf_dataset(data):
+    """Whether `data` is a `tf.data.Dataset` (without importing TensorFlow when nothing did)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)

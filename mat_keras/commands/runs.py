@@ -51,7 +51,7 @@ def add_sweep_arguments(parser):
     # `-seed` and `-verbose`: the seed's spellings.
     parser.add_argument("--seed", "-seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--verbose", "-verbose", action="store_true",
-                        help="Keras progress bars for every epoch and the sweep")
+                        help="Keras progress bars for every epoch")
 
 
 def check_sweep_arguments(args):
@@ -192,7 +192,8 @@ def sweep_and_report(models, args, task, data):
                 seed=args.seed,
                 name=name,
                 data=data.description,
-                verbose=1 if args.verbose else 0,
+                # Progress shows always: a bar on a terminal, a line per level in a log.
+                verbose=1,
             )
         )
     report(results, f"{args.draws} draws, {data.description}", args, "sweep")

@@ -49,7 +49,7 @@ from mat_keras.devices.components import Component
 from mat_keras.devices.levels import Levels
 from mat_keras.devices.model import DeviceModel
 from mat_keras.errors import InvalidArgumentError
-from mat_keras.io_utils import atomic_write
+from mat_keras.io_utils import atomic_write, read_text
 from mat_keras.noise.registry import register
 
 COLUMNS = ("level", "target_uS", "conductance_uS")
@@ -67,8 +67,8 @@ def example_csv_path():
 
 def _rows(path):
     """Yields `(line_number, fields)` of the data rows, after the header."""
-    with open(path, newline="") as handle:
-        lines = handle.read().splitlines()
+    # One sentence naming the file for an empty file or one that is not text.
+    lines = read_text(path, "measurements file").splitlines()
     header = None
     for number, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -123,6 +123,7 @@ def read_measurements(path):
             level; a level with fewer than two attempts; targets that differ
             within a level or do not increase with it. The message names the
             file and line.
+        InputFileError: the file is empty or not text.
 
     Example:
 

@@ -6,11 +6,11 @@ of these forms.
 """
 
 import json
-import os
 
 from mat_keras.devices.measured import MeasuredDevice
 from mat_keras.devices.model import DeviceModel
 from mat_keras.errors import InvalidArgumentError
+from mat_keras.io_utils import read_text
 from mat_keras.noise.registry import get
 
 
@@ -30,7 +30,9 @@ def resolve_device(identifier):
         A `NoiseModel`.
 
     Raises:
-        InvalidArgumentError: nothing of the above.
+        InvalidArgumentError: nothing of the above, or JSON that is not an
+            object.
+        InputFileError: a `.json` file that is missing, empty or not text.
 
     Example:
 
@@ -38,19 +40,7 @@ def resolve_device(identifier):
     DeviceModel(programming=..., read=..., ...)
     """
     if isinstance(identifier, str):
-        text = identifier.strip()
-        if text.lower().endswith(".csv"):
-            return MeasuredDevice.from_csv(text)
-        if text.lower().endswith(".json"):
-            if not os.path.isfile(text):
-                raise InvalidArgumentError(f"No device file at {text!r}.")
-            with open(text) as handle:
-                text = handle.read()
-        if text.startswith("{"):
-            try:
-                identifier = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise InvalidArgumentError(f"The device is not valid JSON: {error}.") from None
+        identifier = _read_identifier(identifier.strip())
     if isinstance(identifier, dict) and "class_name" not in identifier:
         try:
             return DeviceModel.from_config(identifier)
@@ -60,3 +50,28 @@ def resolve_device(identifier):
     if device is None:
         raise InvalidArgumentError("A device model is needed, got None.")
     return device
+
+
+def _read_identifier(text):
+    """A string identifier: a CSV's device, a JSON object (text or file) as a dict, else the string."""
+    source = "The device JSON"
+    if text.lower().endswith(".csv"):
+        return MeasuredDevice.from_csv(text)
+    if text.lower().endswith(".json"):
+        source = f"The device file '{text}'"
+        text = read_text(text, "device file").strip()
+    elif not text.startswith(("{", "[")):
+        # An alias. An array is JSON too: refused below as not an object
+        # rather than looked up as an alias.
+        return text
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidArgumentError(f"{source} is not valid JSON: {error}.") from None
+    if not isinstance(config, dict):
+        raise InvalidArgumentError(
+            f"{source} holds {'an array' if isinstance(config, list) else 'a single value'}; "
+            "it must be a JSON object: a noise config "
+            '({"class_name": ..., "config": ...}) or the arguments of a DeviceModel.'
+        )
+    return config
