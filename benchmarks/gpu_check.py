@@ -5,7 +5,7 @@ CIFAR-shaped data, batch 128, float32. In one run it times
 - mat-keras (`zoo.cifar_mobilenetv2` wrapped with `mat.wrap`, JAX backend)
   with the noise gate closed (clean) and open (MAT, sd 0.05);
 - the same network in PyTorch (`torch_peer.CifarMobileNetV2`), plain and with
-  the seed's noise (every parameter, every forward pass);
+  the reference implementation's noise (every parameter, every forward pass);
 - a robustness sweep (7 levels x draws) over 10,000 images: draws per second.
 Prints the ratios (targets: MAT/clean <= 1.05, mat-keras MAT / PyTorch MAT
 <= 0.8) and writes them as JSON to --json.

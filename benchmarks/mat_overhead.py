@@ -6,7 +6,7 @@ interleaved rounds so that machine noise hits both alike. The script prints
 the median step time of each, and the "draw floor": a compiled function doing
 only the wrapper's per-step noise work (`noisy_values()` of every wrapped
 layer: one fresh normal draw per weight, scaled and added), timed in the same
-process. No wrapper that draws the seed's fresh Gaussian per weight per step
+process. No wrapper that draws the reference implementation's fresh Gaussian per weight per step
 can beat `plain + floor` with the backend's own generator on this machine.
 
 Targets (issue 12): `MAT / (plain + floor)` at most 1.10 at every point, with

@@ -1,6 +1,6 @@
-"""Epoch time of the seed's MNIST-MLP MAT recipe: mat-keras on each Keras backend against PyTorch.
+"""Epoch time of the reference implementation's MNIST-MLP MAT recipe: mat-keras on each Keras backend against PyTorch.
 
-The recipe (the seed's `-task mnist -noise_sd 0.2 -clip_w 2.5`): the 784-128-10
+The recipe (the reference implementation's `-task mnist -noise_sd 0.2 -clip_w 2.5`): the 784-128-10
 MLP without biases, batch 32, Adam (lr 1e-3), Gaussian weight noise of sd
 0.2 x `2*max|w|` per tensor drawn afresh in every forward pass (straight-through
 to the clean weights), weights clipped to ±2.5 std after every optimizer step.
@@ -8,7 +8,7 @@ to the clean weights), weights clipped to ±2.5 std after every optimizer step.
 - mat-keras: `zoo.mnist_mlp()` + `mat.wrap(noise=0.2)` + `mat.WeightClip(2.5)`,
   trained with `model.fit` (Keras defaults: `jit_compile="auto"`,
   `steps_per_execution=1`).
-- PyTorch: the same recipe written directly in PyTorch, eager, as the seed
+- PyTorch: the same recipe written directly in PyTorch, eager, as the reference implementation
   runs it (`benchmarks/torch_peer.py`: `mnist_mlp()`, `make_train_step`).
 
 Both train on the same data, the offline `mnist-5k` training split (4,000 real

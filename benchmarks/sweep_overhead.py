@@ -3,7 +3,7 @@
 A sweep of 7 noise levels x 10 draws evaluates the model 70 times, each after
 drawing and assigning noisy weights; the baseline is 70 `model.evaluate`
 calls with the clean weights. Both run in one process on the same data
-(the offline `mnist-5k` test set, the seed's MLP, as `data.test_dataset`
+(the offline `mnist-5k` test set, the reference implementation's MLP, as `data.test_dataset`
 batches), in interleaved rounds. Prints the ratio sweep / clean (target at
 most 1.3, issue 2), and the time of the same sweep given numpy arrays (it
 builds its batches once, so it should match the dataset's).

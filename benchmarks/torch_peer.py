@@ -1,8 +1,8 @@
-"""The seed's recipe written directly in PyTorch: the peer the benchmarks time mat-keras against.
+"""The reference implementation's recipe written directly in PyTorch: the peer the benchmarks time mat-keras against.
 
 Only the benchmarks import this module (PyTorch is not a dependency of
-mat-keras). It holds the seed's CIFAR MobileNetV2 and MNIST MLP and a train
-step with the seed's weight noise: every forward pass draws
+mat-keras). It holds the reference implementation's CIFAR MobileNetV2 and MNIST MLP and a train
+step with the reference implementation's weight noise: every forward pass draws
 `w + N(0, (sd * 2 * max|w|)^2)` for every parameter, the gradient reaches the
 clean weights (straight-through), and weights are optionally clipped to
 `±clip_w * std` after the optimizer step.
@@ -39,7 +39,7 @@ class InvertedResidual(nn.Module):
 
 
 class CifarMobileNetV2(nn.Module):
-    """MobileNetV2 with the seed's CIFAR table and a stride-1 stem."""
+    """MobileNetV2 with the reference implementation's CIFAR table and a stride-1 stem."""
 
     def __init__(self, num_classes=10, width=0.4, dropout=0.2):
         super().__init__()
@@ -73,7 +73,7 @@ def noisy_parameters(model, sd):
 
 
 def make_train_step(model, optimizer, sd=0.0, clip_w=None):
-    """Returns `step(x, y) -> loss` for the seed's recipe (noise when sd > 0)."""
+    """Returns `step(x, y) -> loss` for the reference implementation's recipe (noise when sd > 0)."""
     loss_fn = nn.CrossEntropyLoss()
 
     def step(x, y):

@@ -9,13 +9,13 @@ ratio of the fastest repetitions ("best": on a shared machine the fastest is
 the least disturbed) and the ratio of the process CPU time per step ("cpu":
 the extra work, whatever else the machine runs) are printed too.
 
-Targets (issue 3): at most 1.05 for `cifar_mobilenetv2` (the seed trains it
+Targets (issue 3): at most 1.05 for `cifar_mobilenetv2` (the reference implementation trains it
 with batch 128) and at most 1.10 for `ecg_srnn` (batch 16, 250 time steps).
 
 Usage:
 
     python benchmarks/zoo_mat_overhead.py                 # ~1-2 min, 2 cores
-    python benchmarks/zoo_mat_overhead.py --batch 128     # the seed's batch
+    python benchmarks/zoo_mat_overhead.py --batch 128     # the reference implementation's batch
 """
 
 import argparse
@@ -39,7 +39,7 @@ def parse_args():
         "--batch",
         type=int,
         default=32,
-        help="MobileNetV2 batch size (the seed trains with 128; 32 keeps the "
+        help="MobileNetV2 batch size (the reference implementation trains with 128; 32 keeps the "
         "run to a minute or two on two CPU cores)",
     )
     parser.add_argument("--srnn-batch", type=int, default=16, help="SRNN batch size")

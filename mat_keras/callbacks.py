@@ -58,7 +58,7 @@ class TwoPhaseSchedule(keras.callbacks.Callback):
 
 
 class NoiseFineTuning(keras.callbacks.Callback):
-    """The seed's "noise in backward phase": perturbs the weights themselves during training.
+    """The reference implementation's "noise in backward phase": perturbs the weights themselves during training.
 
     In the last `epochs` epochs of `fit`, after every `every`-th optimizer
     step (counted across those epochs, so an epoch shorter than `every`
@@ -66,14 +66,14 @@ class NoiseFineTuning(keras.callbacks.Callback):
     with `batchnorm=True`) is replaced by `w + delta`, `delta` a fresh draw
     of `noise`; training then continues from the perturbed weights. Unlike
     memristor-aware training (`NoisyWeights`), the forward pass itself is
-    clean and the noise is not undone: the baseline the seed compares MAT
+    clean and the noise is not undone: the baseline the reference implementation compares MAT
     with. Works on plain and wrapped models.
 
     Args:
         noise: a noise model or anything `mat_keras.noise.get` resolves (a
-            number is a Gaussian sd in the seed's convention).
+            number is a Gaussian sd in the reference implementation's convention).
         epochs: the number of final epochs with perturbations; None for all.
-        every: perturb after every `every` batches (the seed: 100).
+        every: perturb after every `every` batches (the reference implementation: 100).
         seed: integer seed of the perturbations, or None.
         batchnorm: also perturb BatchNormalization's gamma and beta.
 

@@ -4,9 +4,9 @@ This module only dispatches: each subcommand's parser and runner live beside
 its feature (`mat_keras.commands.train`, `mat_keras.commands.evaluate`,
 `mat_keras.export.cli`, `mat_keras.zoo.cli`).
 
-`mat-keras train --task mnist-5k` runs the seed's experiment end to end: a
+`mat-keras train --task mnist-5k` runs the reference implementation's experiment end to end: a
 clean phase, a memristor-aware phase, and the robustness sweep of the model
-after each, side by side. The seed's own spellings (`-task mnist -noise_sd 0.2
+after each, side by side. The reference implementation's own spellings (`-task mnist -noise_sd 0.2
 -epochs 30 -clip_w 2.5 -verbose`) are accepted as aliases, with or without the
 `train` subcommand.
 
@@ -64,7 +64,7 @@ def build_parser():
 
 
 def _normalise_argv(argv):
-    """Accepts the seed's command lines: no subcommand means `train`."""
+    """Accepts the reference implementation's command lines: no subcommand means `train`."""
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         return ["train", *argv]
     return argv

@@ -49,7 +49,7 @@ def check_clip_w(value):
 
 
 class WeightClip(keras.callbacks.Callback):
-    """Clips weights to `±clip_w * std` after every optimizer step, as the seed.
+    """Clips weights to `±clip_w * std` after every optimizer step, as the reference implementation.
 
     While `fit` runs, each weight matrix (kernels, recurrent kernels,
     embeddings: the matrices of the layer table `mat_keras.layers`, and any
@@ -61,10 +61,10 @@ class WeightClip(keras.callbacks.Callback):
     apply after the clip. Everything is restored when training ends.
 
     Biases are left out by default: a zero-initialised bias has a standard
-    deviation of 0 and the seed's rule would hold it at 0 for ever.
+    deviation of 0 and the reference implementation's rule would hold it at 0 for ever.
 
     Args:
-        clip_w: the bound in standard deviations (the seed uses 2.5).
+        clip_w: the bound in standard deviations (the reference implementation uses 2.5).
         include_bias: also clip biases and the other non-matrix weights
             (BatchNorm's gamma and beta).
 

@@ -4,7 +4,7 @@ Weight noise is zero-mean, so it leaves the mean of a layer's first
 pre-activations alone; but after a ReLU it does not: a pre-activation
 `z + e` with `e ~ N(0, s^2)` has `E[relu(z + e)] > relu(z)`, most for units
 near zero. A network trained with noise (MAT) learns on those raised hidden
-activations, and its next layer counts on them: without biases (the seed's
+activations, and its next layer counts on them: without biases (the reference implementation's
 MNIST MLP) the noise-induced offset even stands in for the missing bias.
 Evaluated with less noise than it trained with (sd 0 in particular), every
 layer after the first ReLU then sees activations below the ones it was
@@ -61,7 +61,7 @@ def recalibrate(model, x, noise, deploy_noise=None, draws=4, seed=0, batch_size=
         x: calibration inputs (numpy array), e.g. a few thousand training
             images; no labels needed.
         noise: the training noise, anything `mat.noise.get` resolves
-            (`0.2` is the seed's Gaussian of sd 0.2).
+            (`0.2` is the reference implementation's Gaussian of sd 0.2).
         deploy_noise: the noise of the deployment, or None for none.
         draws: noise draws per measurement.
         seed: seed of the draws.
@@ -192,7 +192,7 @@ class MeanNoisyReLU(keras.layers.Layer):
     `s = sigma * ||x||` (plus the bias's own noise); the layer returns
     `E[relu(z + e)] = z Phi(z / s) + s phi(z / s)`, the activation the next
     layer saw on average in noisy training. `sigma` is fixed when the layer
-    is made (the seed's convention: `sd * 2 * max|w|`).
+    is made (the reference implementation's convention: `sd * 2 * max|w|`).
 
     Args:
         units: output units.
@@ -233,7 +233,7 @@ def mean_field_model(model, sd):
     """Returns a noise-free copy of an MLP whose hidden layers output their mean noisy activation.
 
     Every `Dense(activation="relu")` layer becomes a `MeanNoisyReLU` with the
-    noise of the seed's Gaussian of level `sd` (per tensor, `sd * 2 *
+    noise of the reference implementation's Gaussian of level `sd` (per tensor, `sd * 2 *
     max|w|`); other layers are copied unchanged (the noise of a linear layer
     is zero-mean and shifts nothing). Evaluated without noise, the copy
     shows what the network trained with noise `sd` computes on average:

@@ -185,7 +185,7 @@ def robustness_sweep(
     For each level in `sds` and each of `draws` draws, every trainable weight
     `w` of the model (biases too; BatchNorm parameters with `batchnorm=True`)
     is set to `w + delta`, with `delta` from `noise` at that level (by default
-    the seed's Gaussian, sd times `2 * max|w|` per tensor), and the model is
+    the reference implementation's Gaussian, sd times `2 * max|w|` per tensor), and the model is
     evaluated. The clean weights are restored afterwards, also on error or
     interrupt. The compiled evaluation function is reused throughout.
 

@@ -57,7 +57,7 @@ class NoisyWeights(keras.layers.Wrapper):
     Args:
         layer: the `keras.layers.Layer` to wrap.
         noise: a noise model or anything `mat_keras.noise.get` resolves
-            (a number is a Gaussian sd in the seed's convention).
+            (a number is a Gaussian sd in the reference implementation's convention).
         seed: integer seed of this layer's noise stream, or None.
         noise_bias: whether biases (and BatchNorm's beta) get noise too; the
             layer table (`mat_keras.layers`) says which variables are biases.

@@ -15,7 +15,7 @@ runs:
   mostly narrow normal beats ('N') and some wider ventricular ones ('V').
 
 Neither is the real data: figures made from them show that the code runs and
-how MAT behaves on an easy task, not the seed's numbers.
+how MAT behaves on an easy task, not the reference implementation's numbers.
 """
 
 import contextlib

@@ -229,7 +229,7 @@ def test_sigterm_during_train_leaves_no_model_and_no_temporary_file(tmp_path):
         finally:
             process.kill()
     assert process.returncode == 143, err
-    # Keras warns on stderr while training (fit's shuffle default with a tf.data pipeline); the stop is one sentence.
+    # Whatever Keras prints while training, the stop is one sentence.
     assert err.strip().splitlines()[-1] == "mat-keras train: stopped by SIGTERM; unfinished files were removed."
     assert "Traceback" not in err
     assert sorted(os.listdir(tmp_path)) == ["stdout.txt"]  # no run/, no model, no .tmp- file

@@ -1,4 +1,4 @@
-"""mat-keras model zoo: the seed's networks, their data and their weights.
+"""mat-keras model zoo: the reference implementation's networks, their data and their weights.
 
 Installed as `mat_keras.zoo` (the folder `zoo/` at the top of the repository).
 """

@@ -52,7 +52,7 @@ class WeightsEntry:
         training_noise: the training noise config (`mat_keras.noise.serialize`),
             None for a vanilla model.
         device: name of a device preset the noise stands for, None when the
-            noise is the seed's plain Gaussian.
+            noise is the reference implementation's plain Gaussian.
         default: the entry a bare variant (`weights="mat"`) picks when a model
             has several entries of that variant.
         description: one line for people.

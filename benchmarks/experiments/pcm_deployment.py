@@ -1,6 +1,6 @@
 """Accuracy over a simulated year on PCM: clean-trained against device-trained (MAT) MLPs.
 
-The seed's MNIST MLP (784-128-10, no biases, `zoo.mnist_mlp`) on the offline
+The reference implementation's MNIST MLP (784-128-10, no biases, `zoo.mnist_mlp`) on the offline
 `mnist-5k` data, recipe of `mat-keras train` (Adam 1e-3, batch 32, weights
 clipped to ±2.5 std), all from the same initialisation and data order:
 
@@ -38,7 +38,7 @@ NOISY = mat.noise.PCM(programming=0.25)
 
 
 def biased_mlp():
-    """The seed's MLP with biases (which a chip keeps digital)."""
+    """The reference implementation's MLP with biases (which a chip keeps digital)."""
     return keras.Sequential(
         [
             keras.Input((28, 28)),

@@ -1,6 +1,6 @@
-"""Quantisation-aware training (the seed's QAT): accuracy against the number of levels.
+"""Quantisation-aware training (the reference implementation's QAT): accuracy against the number of levels.
 
-Trains the seed's MNIST MLP (`zoo.mnist_mlp`) on the offline `mnist-5k` data
+Trains the reference implementation's MNIST MLP (`zoo.mnist_mlp`) on the offline `mnist-5k` data
 with its weights quantised in every forward pass (`mat.noise.Quantized(n)`:
 n uniform levels between the 1 % and 99 % quantiles of each tensor,
 straight-through gradient), for n = 2, 4, 8, 16, 32, plus a float baseline;

@@ -91,7 +91,7 @@ def _run_deployment(args):
         compensation=False if args.no_compensation else "both",
         name=name,
         data=data.description,
-        verbose=1 if args.verbose else 0,
+        verbose=1,
     )
     runs.report(results, f"{args.draws} programmings, {data.description}", args, "deployment")
     return 0

@@ -48,7 +48,7 @@ def add_sweep_arguments(parser):
                         help="ecg: MIT-BIH record numbers, comma-separated (default 208)")
     parser.add_argument("--encoding", choices=("delta", "raw"), default=None,
                         help="ecg: delta-modulated events (default) or the raw leads")
-    # `-seed` and `-verbose`: the seed's spellings.
+    # `-seed` and `-verbose`: the reference implementation's spellings.
     parser.add_argument("--seed", "-seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--verbose", "-verbose", action="store_true",
                         help="Keras progress bars for every epoch")

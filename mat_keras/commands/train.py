@@ -3,7 +3,7 @@
     mat-keras train --task mnist-5k [--noise-sd 0.2 | --noise pcm] [--epochs 30]
 
 trains clean, then memristor-aware (MAT), and sweeps the clean ("vanilla")
-and the MAT model side by side. The seed's spellings (`-task mnist
+and the MAT model side by side. The reference implementation's spellings (`-task mnist
 -noise_sd 0.2 -epochs 30 -clip_w 2.5 -verbose`) are aliases of the long
 options.
 """

@@ -1,4 +1,4 @@
-"""The seed's MNIST MLP keeps its accuracy through 16-level conductance tables."""
+"""The reference implementation's MNIST MLP keeps its accuracy through 16-level conductance tables."""
 
 import argparse
 import re

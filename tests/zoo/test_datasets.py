@@ -324,7 +324,7 @@ def test_delta_threshold_is_a_tenth_of_the_p10_p90_spread():
     assert delta_threshold(lead[:, None]).tolist() == [8.0]
     two = np.stack([lead, 3 * lead], axis=1)
     assert delta_threshold(two).tolist() == [8.0, 24.0]
-    # The seed's np.percentile(x, 0.9) gave 0.9 here, not 90.
+    # The reference implementation's np.percentile(x, 0.9) gave 0.9 here, not 90.
 
 
 def test_delta_modulate_hand_worked_single_lead():
@@ -346,7 +346,7 @@ def test_delta_modulate_hand_worked_single_lead():
 
 def test_delta_modulate_keeps_events_that_coincide_across_leads():
     # Lead 0: 0, 1, 1, 0 and lead 1: 0, 1, 2, 2, threshold 0.5 for both.
-    # t=1: both leads rise by 1 -> up on both (the seed's elif kept one).
+    # t=1: both leads rise by 1 -> up on both (the reference implementation's elif kept one).
     # t=2: lead 1 rises by 1   -> lead 1 up.
     # t=3: lead 0 falls by 1   -> lead 0 down.
     x = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 2.0], [0.0, 2.0]])

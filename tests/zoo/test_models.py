@@ -172,7 +172,7 @@ def test_trains_on_a_fixed_batch_and_round_trips(name, tmp_path):
 )
 def test_wrapped_model_trains_with_noise_and_round_trips(name, tmp_path):
     model, (x, y) = _small(name)
-    # sd 0.05, the seed's milder MAT level: at 0.1 the small, untrained
+    # sd 0.05, the reference implementation's milder MAT level: at 0.1 the small, untrained
     # networks of these tests barely learn in a few steps.
     robust = _compile(mat.wrap(model, noise=0.05, seed=0), MODELS[name].optimizer)
     assert mat.noisy_layers(robust)

@@ -1,4 +1,4 @@
-"""Dataset loaders of the zoo: the seed's data, ready for `model.fit`.
+"""Dataset loaders of the zoo: the reference implementation's data, ready for `model.fit`.
 
 `load_dataset(name, ...)` returns a `Dataset`: numpy arrays plus the batch
 sources (`train_dataset`, `test_dataset`) that preprocess and batch them,

@@ -1,7 +1,7 @@
-"""The seed's CIFAR augmentation, vectorised over a batch, in two twins.
+"""The reference implementation's CIFAR augmentation, vectorised over a batch, in two twins.
 
 Random horizontal flip (probability 1/2) and a random rotation of up to
-10 degrees either way, as the seed's torchvision pipeline does
+10 degrees either way, as the reference implementation's torchvision pipeline does
 (`RandomHorizontalFlip`, `RandomRotation(10)`): nearest-neighbour sampling,
 corners that come from outside the image filled with 0 (black).
 

@@ -1,8 +1,8 @@
-"""CIFAR-10 and CIFAR-100 from tensorflow-datasets, with the seed's recipe.
+"""CIFAR-10 and CIFAR-100 from tensorflow-datasets, with the reference implementation's recipe.
 
 Images stay uint8 `(N, 32, 32, 3)` in memory (a quarter of float32's
 footprint); the batch sources augment (training only), cast and normalise
-batch by batch with the seed's per-channel mean and standard deviation. The
+batch by batch with the reference implementation's per-channel mean and standard deviation. The
 augmentation comes in two twins, TensorFlow ops for the tf.data pipelines
 and numpy for the numpy batches (`mat_keras.zoo.datasets.augment`).
 """
@@ -12,7 +12,7 @@ from mat_keras.zoo.datasets.augment import numpy_flip_and_rotate
 from mat_keras.zoo.datasets.base import Dataset
 from mat_keras.zoo.datasets.tfds_source import load_tfds_arrays
 
-# The seed's normalisation, per RGB channel, of images scaled to [0, 1].
+# The reference implementation's normalisation, per RGB channel, of images scaled to [0, 1].
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.247, 0.243, 0.261)
 

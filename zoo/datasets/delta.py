@@ -1,12 +1,12 @@
 """Delta modulation: turns sampled signals into up/down spike trains (numpy).
 
-The seed's ECG encoder, with its two flaws fixed:
+The reference implementation's ECG encoder, with its two flaws fixed:
 
 - its threshold used `np.percentile(x, 0.9)`, the 0.9th percentile, where
   the 90th was meant. Here the threshold is `fraction * spread` with
   `spread = percentile(lead, 90) - percentile(lead, 10)`, the width of the
   central 80 % of the lead's values (robust to the tall R peaks that a
-  max - min range would follow), and `fraction = 0.1` (the seed's
+  max - min range would follow), and `fraction = 0.1` (the reference implementation's
   "spread / 10");
 - it picked one event per time step through an `elif` chain, so an event
   on one channel hid events that happened at the same step on the others.

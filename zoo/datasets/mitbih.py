@@ -1,6 +1,6 @@
 """MIT-BIH Arrhythmia beats (PhysioNet `mitdb`), read with wfdb.
 
-The seed's ECG task: one example per annotated heartbeat, a window of
+The reference implementation's ECG task: one example per annotated heartbeat, a window of
 +-350 ms around the beat's annotation, both leads, 250 time steps; label 0
 for a normal beat ('N'), 1 for any other beat. Records come from `data_dir`,
 or are downloaded once from PhysioNet into the Keras cache folder.
@@ -22,7 +22,7 @@ ventricular flutter waves '!', flutter start/end '[' ']', non-captured pacing
 
 Encodings of the two leads:
 
-- "delta" (the seed's): 4 binary channels, up/down spikes of each lead
+- "delta" (the reference implementation's): 4 binary channels, up/down spikes of each lead
   (`delta.delta_modulate`), threshold 1/10 of the lead's spread over the
   whole record (`delta.delta_threshold`); each window is encoded on its own,
   starting from its first sample.

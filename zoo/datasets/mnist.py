@@ -1,6 +1,6 @@
 """MNIST digits: the full set from tensorflow-datasets, and the offline `mnist-5k`.
 
-Both give images of shape (28, 28), float32 in [0, 1] (the seed's MLP
+Both give images of shape (28, 28), float32 in [0, 1] (the reference implementation's MLP
 flattens them itself), and int64 labels 0-9.
 """
 

@@ -1,4 +1,4 @@
-"""The seed's CIFAR networks: a compact VGG-style CNN and MobileNetV2.
+"""The reference implementation's CIFAR networks: a compact VGG-style CNN and MobileNetV2.
 
 Both take 32x32 RGB images normalised as `zoo.load_dataset("cifar10")` gives
 them and output logits for CIFAR-10 or CIFAR-100 (`num_classes=100`).
@@ -11,7 +11,7 @@ from mat_keras.validation import check_integer, check_number, check_positive
 from mat_keras.zoo.models.shapes import as_tuple, is_size
 from mat_keras.zoo.weights import load_zoo_weights
 
-# The seed's CIFAR table of inverted-residual stages: expansion t, output
+# The reference implementation's CIFAR table of inverted-residual stages: expansion t, output
 # channels c, repeats n, first stride s. Two strides of 1 where ImageNet's
 # table has 2 keep enough resolution for 32x32 inputs.
 CIFAR_MOBILENETV2_BLOCKS = (
@@ -81,7 +81,7 @@ def cifar_mobilenetv2(
     dropout=0.2,
     weights=None,
 ):
-    """Returns the seed's CIFAR MobileNetV2, uncompiled.
+    """Returns the reference implementation's CIFAR MobileNetV2, uncompiled.
 
     MobileNetV2 (Sandler et al., 2018) with the CIFAR stage table
     `CIFAR_MOBILENETV2_BLOCKS` and a stride-1 stem: a 3x3 convolution with
@@ -95,7 +95,7 @@ def cifar_mobilenetv2(
 
     Args:
         num_classes: number of output logits (>= 2): 10 or 100 for CIFAR.
-        width_multiplier: channel multiplier (> 0); the seed uses 0.4.
+        width_multiplier: channel multiplier (> 0); the reference implementation uses 0.4.
         input_shape: `(height, width, channels)`, height and width at least 4.
         dropout: dropout rate before the classifier, in [0, 1).
         weights: None for random initialisation.

@@ -1,4 +1,4 @@
-"""The seed's ECG networks: a small LSTM/GRU and a recurrent spiking network.
+"""The reference implementation's ECG networks: a small LSTM/GRU and a recurrent spiking network.
 
 Both classify heartbeat windows from `zoo.load_dataset("mitbih")`: 250 time
 steps at 360 Hz, either the `"delta"` encoding (4 binary event channels) or the
@@ -80,7 +80,7 @@ def ecg_srnn(
     spike_l2=1e-7,
     weights=None,
 ):
-    """Returns the seed's recurrent spiking network, uncompiled.
+    """Returns the reference implementation's recurrent spiking network, uncompiled.
 
     Input -> `RNN(LIFCell)` (recurrent leaky integrate-and-fire neurons with
     synaptic current, no self-connections, surrogate gradient) ->
@@ -97,7 +97,7 @@ def ecg_srnn(
         input_shape: `(time_steps, channels)`; `(250, 4)` for the delta
             encoding, `(250, 2)` for the raw leads. `time_steps` may be None.
         num_classes: number of readout neurons and logits (>= 2).
-        hidden_units: number of spiking neurons (the seed uses 64 to 100).
+        hidden_units: number of spiking neurons (the reference implementation uses 64 to 100).
         tau_syn: synaptic time constant in seconds.
         tau_mem: membrane time constant in seconds.
         dt: time step in seconds (1/360 s for MIT-BIH).

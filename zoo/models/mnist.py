@@ -1,4 +1,4 @@
-"""The seed's MNIST network: a 784-128-10 perceptron without biases."""
+"""The reference implementation's MNIST network: a 784-128-10 perceptron without biases."""
 
 import keras
 
@@ -6,14 +6,14 @@ from mat_keras.zoo.weights import load_zoo_weights
 
 
 def mnist_mlp(hidden_units=128, num_classes=10, input_shape=(28, 28), weights=None):
-    """Returns the seed's MNIST MLP (784-128-10, ReLU, no biases), uncompiled.
+    """Returns the reference implementation's MNIST MLP (784-128-10, ReLU, no biases), uncompiled.
 
     The network outputs logits; compile it with
     `SparseCategoricalCrossentropy(from_logits=True)`. Inputs are images with
     values in [0, 1], as `zoo.load_dataset("mnist")` gives them.
 
     Args:
-        hidden_units: width of the hidden layer (the seed uses 128).
+        hidden_units: width of the hidden layer (the reference implementation uses 128).
         num_classes: number of output logits.
         input_shape: shape of one input image; it is flattened.
         weights: None for random initialisation; `"mat"` or `"vanilla"`

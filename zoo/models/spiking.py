@@ -39,7 +39,7 @@ def spike(x, scale=10.0):
 
     Args:
         x: membrane potential minus threshold, any shape.
-        scale: steepness of the surrogate (10 in the seed).
+        scale: steepness of the surrogate (10 in the reference implementation).
 
     Returns:
         A tensor of the dtype of `x`, 1 where `x > 0` and 0 elsewhere.
@@ -184,7 +184,7 @@ class LIFCell(_LeakyCell):
         surrogate_scale: steepness of the surrogate gradient (> 0).
         heterogeneous_tau: draw per-neuron time constants.
         tau_sd: log-space standard deviation of the per-neuron time constants
-            (>= 0); 0.3 is close to the spread the seed fitted for synapses.
+            (>= 0); 0.3 is close to the spread the reference implementation fitted for synapses.
         seed: integer seed of the time-constant draw, or None.
         kernel_initializer: initializer of the input weights.
         recurrent_initializer: initializer of the recurrent weights; its
@@ -310,7 +310,7 @@ class LeakyReadoutCell(_LeakyCell):
 
 @keras.saving.register_keras_serializable(package="mat_keras")
 class SpikeCountRegularization(keras.layers.Layer):
-    """Identity on spike trains that adds the seed's spike-count penalties.
+    """Identity on spike trains that adds the reference implementation's spike-count penalties.
 
     For spikes of shape `(batch, time, units)`, with `n_j` the number of
     spikes of neuron `j` summed over the batch and time, it adds
@@ -319,7 +319,7 @@ class SpikeCountRegularization(keras.layers.Layer):
 
     to the model's losses (`add_loss`, so they show in `model.losses` and
     `fit` minimises them): the L1 term keeps the total activity low, the L2
-    term keeps single neurons from firing all the time. These are the seed's
+    term keeps single neurons from firing all the time. These are the reference implementation's
     definitions; its coefficients (1e-7 each) are tuned to these batch sums.
 
     Args:
@@ -372,7 +372,7 @@ def _zero_diagonal(initializer):
 
 
 def _fan_in_uniform():
-    """Uniform in +-1/sqrt(fan_in), the seed's scale for all three matrices."""
+    """Uniform in +-1/sqrt(fan_in), the reference implementation's scale for all three matrices."""
     return keras.initializers.VarianceScaling(
         scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
     )
