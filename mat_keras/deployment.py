@@ -22,15 +22,14 @@ from mat_keras.devices import (
     YEAR,
     DeviceModel,
     check_time,
-    format_time,
     parse_time,
     resolve_device,
 )
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.layers import is_bias
+from mat_keras.progress import Progress
 from mat_keras.results import DeploymentResult
 from mat_keras.sweep import make_evaluator
-from mat_keras.progress import Progress
 from mat_keras.validation import check_integer, check_seed
 from mat_keras.wrapping import perturbed_variables
 
