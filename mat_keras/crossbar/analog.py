@@ -76,8 +76,8 @@ def quantize(x, steps, bound=1.0):
     >>> keras.ops.convert_to_numpy(quantize(keras.ops.convert_to_tensor([0.3]), steps=4))
     array([0.5], dtype=float32)
     """
-    step = 2.0 * bound / steps
-    return x + ops.stop_gradient(ops.round(x / step) * step - x)
+    per_unit = steps / (2.0 * bound)  # steps per unit of x
+    return x + ops.stop_gradient(ops.round(x * per_unit) / per_unit - x)
 
 
 def normalise_inputs(x, input_range, steps=None, learn_range=True):
@@ -101,10 +101,7 @@ def normalise_inputs(x, input_range, steps=None, learn_range=True):
     held = ops.stop_gradient(input_range)
     scaled = x * (1.0 / held)
     clipped = ops.clip(scaled, -1.0, 1.0)
-    normalised = clipped
-    if steps is not None:
-        half = steps / 2.0
-        normalised = clipped + ops.stop_gradient(ops.round(clipped * half) / half - clipped)
+    normalised = clipped if steps is None else quantize(clipped, steps)
     if learn_range:
         # sign(scaled - clipped) is +1 above the range, -1 below, 0 inside;
         # the zero-valued term carries the range's gradient.
