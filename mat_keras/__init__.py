@@ -22,11 +22,12 @@ from mat_keras.deployment import deployment_sweep
 from mat_keras.results import DeploymentResult, SweepResult
 from mat_keras.sweep import robustness_sweep
 from mat_keras.wrapper import NoisyWeights
-from mat_keras.wrapping import noisy_layers, set_noise_gate, strip, wrap
+from mat_keras.wrapping import chip_model, noisy_layers, set_noise_gate, strip, wrap
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "chip_model",
     "ClipByStd",
     "DeploymentResult",
     "NoiseFineTuning",

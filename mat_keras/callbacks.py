@@ -22,14 +22,21 @@ class TwoPhaseSchedule(keras.callbacks.Callback):
     Args:
         clean_epochs: number of clean epochs before the noise starts.
         ramp_epochs: epochs over which the noise rises to its full level.
+        calibration_data: sample inputs (an array) for the input ranges of
+            wrappers with a crossbar: at the first noisy epoch the ranges are
+            set from the inputs the clean-trained network gives each tile
+            (`mat_keras.crossbar.calibrate_input_ranges`), as the anchors
+            initialise learned ranges from data; None keeps their initial
+            value.
 
     Example:
 
     >>> robust.fit(x, y, epochs=30, callbacks=[mat_keras.TwoPhaseSchedule(15)])
     """
 
-    def __init__(self, clean_epochs, ramp_epochs=0):
+    def __init__(self, clean_epochs, ramp_epochs=0, calibration_data=None):
         super().__init__()
+        self.calibration_data = calibration_data
         self.clean_epochs = check_integer(clean_epochs, "clean_epochs", minimum=0)
         self.ramp_epochs = check_integer(ramp_epochs, "ramp_epochs", minimum=0)
         self._gate = 0.0
@@ -42,11 +49,22 @@ class TwoPhaseSchedule(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         # Raises a clear error for a model without noisy layers.
-        set_noise_gate(self.model, self.gate_at(0))
+        self._set_gate(self.gate_at(0), epoch=0)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._gate = self.gate_at(epoch)
-        set_noise_gate(self.model, self._gate)
+        self._set_gate(self._gate, epoch)
+
+    def _set_gate(self, gate, epoch):
+        """Sets the gate; a chip switched on or off needs a new train step."""
+        starts_chip = gate > 0 and self.calibration_data is not None and epoch == self.clean_epochs
+        if starts_chip:
+            # The ranges start from the inputs the trained clean network now produces.
+            from mat_keras.crossbar.calibration import calibrate_input_ranges
+
+            calibrate_input_ranges(self.model, self.calibration_data, mark=False)
+        if set_noise_gate(self.model, gate) and self.model.train_function is not None:
+            self.model.make_train_function(force=True)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:

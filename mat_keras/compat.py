@@ -135,3 +135,41 @@ class OverlayScope(keras.StatelessScope):
                 self._outer.add_update((variable, value))
             else:
                 variable.assign(value)
+
+
+class intercepted_calls:
+    """Runs some layers' calls through other functions while the context is open.
+
+    Keras's `Layer.__call__` (through `Operation.__call__`) calls
+    `self.call`, so an instance attribute `call` takes the class's place
+    for that layer alone: a container (MultiHeadAttention, Bidirectional, a
+    model) then runs its own code, and each intercepted sub-layer computes
+    with the given function. The attributes are removed on exit, also on
+    error.
+
+    Args:
+        calls: `{layer: function}`; each function takes the layer's call
+            arguments.
+
+    Example:
+
+    >>> with intercepted_calls({mha._query_dense: chip_query}):
+    ...     outputs = mha(query, value)
+    """
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __enter__(self):
+        for layer, function in self.calls.items():
+            if "call" in vars(layer):
+                raise KerasInternalsError(
+                    f"Layer '{layer.name}' already has an intercepted call; chip forwards do not nest."
+                )
+            object.__setattr__(layer, "call", function)
+        return self
+
+    def __exit__(self, *exc):
+        for layer in self.calls:
+            vars(layer).pop("call", None)
+        return False

@@ -13,16 +13,26 @@ The scope falls through to the enclosing one (the JAX trainer runs the model
 in a stateless scope of its own) and passes on the variable updates the
 wrapped layer makes (BatchNormalization statistics), so wrapping changes
 nothing but the weight values the layer computes with.
+
+With a crossbar, the wrapped layer's products are computed as a chip computes
+them (`mat_keras.crossbar.forward.chip_call`), from the same noisy weights:
+in training while the chip is on (`chip_training`, switched by
+`TwoPhaseSchedule` with the noise), and at inference with
+`chip_inference=True`.
 """
 
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 
 from mat_keras import compat
+from mat_keras import crossbar as crossbar_lib
 from mat_keras import layers as layer_table
 from mat_keras import noise as noise_lib
+from mat_keras.crossbar.context import ChipContext, range_key
+from mat_keras.crossbar.forward import chip_call, product_layers
 from mat_keras.errors import InvalidArgumentError, WrapError
 from mat_keras.validation import check_seed
 
@@ -54,20 +64,39 @@ class NoisyWeights(keras.layers.Wrapper):
     stream: a reloaded or resumed model draws the noise the saved one would
     have drawn next.
 
+    With a `crossbar`, the layer computes its products as a chip does
+    (tiles, DAC, read and output noise, IR drop, ADC; see
+    `mat_keras.crossbar`) with the noisy weights: in training while
+    `chip_training` is True (the default; `TwoPhaseSchedule` switches it off
+    in the clean epochs), and at inference when `chip_inference=True`. The
+    gate scales the crossbar's read and output noise as it scales the
+    weight noise. A crossbar whose input range is `"learned"` or
+    `"calibrated"` gives the wrapper one range variable per row tile of
+    each matrix: learned ranges train with the straight-through range
+    gradient and decay, calibrated ones are set from data
+    (`mat_keras.crossbar.calibrate_input_ranges`).
+
     Args:
         layer: the `keras.layers.Layer` to wrap.
         noise: a noise model or anything `mat_keras.noise.get` resolves
-            (a number is a Gaussian sd in the reference implementation's convention).
+            (a number is a Gaussian sd in the reference implementation's
+            convention); None for a crossbar without weight noise.
         seed: integer seed of this layer's noise stream, or None.
         noise_bias: whether biases (and BatchNorm's beta) get noise too; the
             layer table (`mat_keras.layers`) says which variables are biases.
         inference_noise: whether noise is also drawn at inference.
+        crossbar: a `mat_keras.crossbar.Crossbar`, an alias (`"ideal"`,
+            `"standard"`), a dict of settings, or None (exact products).
+        chip_inference: whether inference also computes through the crossbar.
         **kwargs: base `Layer` arguments such as `name`.
 
     Raises:
         WrapError: the layer has no weights (`Flatten`, `Dropout`), found
             when it is built (at once for a layer built already).
-        InvalidArgumentError: no noise model, or a bad seed.
+        InvalidArgumentError: no noise model and no crossbar, or a bad seed
+            or crossbar.
+        UnsupportedLayerError: a crossbar for a layer it cannot compute
+            (named), found when the layer is built.
 
     Example:
 
@@ -83,14 +112,21 @@ class NoisyWeights(keras.layers.Wrapper):
         seed=None,
         noise_bias=True,
         inference_noise=False,
+        crossbar=None,
+        chip_inference=False,
         **kwargs,
     ):
         super().__init__(layer, **kwargs)
         self.noise = noise_lib.get(noise)
-        if self.noise is None:
+        self.crossbar = crossbar_lib.get(crossbar)
+        if self.noise is None and self.crossbar is None:
             raise InvalidArgumentError(
-                f"NoisyWeights({layer.name}) needs a noise model, got None."
+                f"NoisyWeights({layer.name}) needs a noise model or a crossbar, got neither."
             )
+        self.chip_inference = bool(chip_inference)
+        # Python-level, so a phase switch retraces the train step (TwoPhaseSchedule).
+        self.chip_training = True
+        self._range_variables = {}
         self.seed = check_seed(seed)
         self.noise_bias = bool(noise_bias)
         self.inference_noise = bool(inference_noise)
@@ -117,7 +153,48 @@ class NoisyWeights(keras.layers.Wrapper):
             trainable=False,
             name="noise_gate",
         )
+        if self.layer.built:
+            self._build_ranges()
         self.built = True
+
+    @property
+    def ranges_mode(self):
+        """`"learned"` or `"calibrated"` when the wrapper holds range variables, else None."""
+        mode = None if self.crossbar is None else self.crossbar.input_range
+        return mode if isinstance(mode, str) else None
+
+    def _build_ranges(self):
+        """Creates one input-range variable per row tile of each crossbar matrix.
+
+        Also checks that the crossbar can compute the layer: a layer it
+        cannot is refused here, by name.
+        """
+        if self.crossbar is None or self._range_variables:
+            return
+        products = product_layers(self.layer)
+        if self.ranges_mode is None:
+            return
+        for path, sublayer in products:
+            for matrix in layer_table.layer_roles(sublayer, path).matrices:
+                variable = layer_table.get_attr(sublayer, matrix.attr)
+                shape = tuple(matrix.unroll(np.zeros(tuple(variable.shape))).shape)
+                tiles = len(crossbar_lib.row_tiles(shape, self.crossbar))
+                self._range_variables[range_key(sublayer, matrix.name)] = self.add_weight(
+                    shape=(tiles,),
+                    initializer=keras.initializers.Constant(self.crossbar.input_range_init),
+                    trainable=self.ranges_mode == "learned",
+                    # Torch refuses "." and Keras "/" in variable names.
+                    name=f"{path.replace('/', '_').replace('.', '_')}_{matrix.name}_input_range",
+                )
+        # 1 once the ranges hold trained or calibrated values (sweeps calibrate the others).
+        self.ranges_set = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="input_ranges_set"
+        )
+
+    @property
+    def input_ranges(self):
+        """`{range_key(layer, matrix name): variable}` of the wrapper's input ranges."""
+        return dict(self._range_variables)
 
     @property
     def noisy_variables(self):
@@ -153,8 +230,10 @@ class NoisyWeights(keras.layers.Wrapper):
         """Returns one fresh noisy value per variable of `noisy_variables`.
 
         Each value is `w + gate * stop_gradient(delta)`, so the gradient with
-        respect to it reaches `w` unchanged.
+        respect to it reaches `w` unchanged. Without a noise model: none.
         """
+        if self.noise is None:
+            return []
         values = []
         for variable in self.noisy_variables:
             # One read of the variable serves the scale and the sum.
@@ -166,19 +245,55 @@ class NoisyWeights(keras.layers.Wrapper):
         return values
 
     def call(self, inputs, *args, training=None, mask=None, **kwargs):
-        if self._layer_takes_training:
-            kwargs["training"] = training
         if self._layer_takes_mask and mask is not None:
             kwargs["mask"] = mask
-        if not (training or self.inference_noise):
+        chip = self._chip_on(training)
+        if self._layer_takes_training and not chip:
+            kwargs["training"] = training
+        if not (training or self.inference_noise or chip):
             return self.layer(inputs, *args, **kwargs)
         if not self.layer.built:
             self._build_layer(inputs, *args, **kwargs)
-        mapping = list(zip(self.noisy_variables, self.noisy_values()))
+        noisy = training or self.inference_noise
+        mapping = list(zip(self.noisy_variables, self.noisy_values())) if noisy else []
         with compat.OverlayScope(mapping) as scope:
-            outputs = self.layer(inputs, *args, **kwargs)
+            if chip:
+                outputs = self._chip_forward(inputs, *args, training=training, **kwargs)
+            else:
+                outputs = self.layer(inputs, *args, **kwargs)
+                if training and self.ranges_mode == "learned":
+                    # Idle ranges (clean epochs) get a zero gradient, not a missing one.
+                    self.add_loss(0.0 * ops.sum(ops.stack([ops.sum(v) for v in self._range_variables.values()])))
         if scope.losses:
             self.add_loss(scope.losses)
+        return outputs
+
+    def _chip_on(self, training):
+        if self.crossbar is None:
+            return False
+        if getattr(self, "_recorder", None) is not None:
+            return True
+        return self.chip_training if training else self.chip_inference
+
+    def _chip_forward(self, inputs, *args, training=None, **kwargs):
+        """The wrapped layer's call, its products computed through the crossbar."""
+        training = bool(training)
+        if self._layer_takes_training:
+            kwargs["training"] = training
+        learn = training and self.ranges_mode == "learned"
+        context = ChipContext(
+            self.crossbar,
+            input_ranges=self.input_ranges,
+            seed=self.seed_generator,
+            noise_gate=self.gate,
+            learn_range=learn,
+            recorder=getattr(self, "_recorder", None),
+        )
+        outputs = chip_call(self.layer, context, inputs, *args, **kwargs)
+        if context.losses:
+            self.add_loss(ops.sum(ops.stack(context.losses)))
+        if learn:
+            self.ranges_set.assign(1.0)
         return outputs
 
     def compute_output_shape(self, input_shape, *args, **kwargs):
@@ -208,6 +323,7 @@ class NoisyWeights(keras.layers.Wrapper):
         }
         self.layer.build(**shapes)
         self._check_has_weights()
+        self._build_ranges()
 
     def _check_has_weights(self):
         """Refuses a built layer without weights: there would be nothing to perturb."""
@@ -256,10 +372,12 @@ class NoisyWeights(keras.layers.Wrapper):
         config = super().get_config()
         config.update(
             {
-                "noise": noise_lib.serialize(self.noise),
+                "noise": None if self.noise is None else noise_lib.serialize(self.noise),
                 "seed": self.seed,
                 "noise_bias": self.noise_bias,
                 "inference_noise": self.inference_noise,
+                "crossbar": None if self.crossbar is None else crossbar_lib.serialize(self.crossbar),
+                "chip_inference": self.chip_inference,
             }
         )
         return config
@@ -268,6 +386,7 @@ class NoisyWeights(keras.layers.Wrapper):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         config["noise"] = noise_lib.get(config.get("noise"))
+        config["crossbar"] = crossbar_lib.get(config.get("crossbar"))
         return super().from_config(config, custom_objects=custom_objects)
 
 

@@ -3,6 +3,7 @@
 import keras
 
 from mat_keras import compat
+from mat_keras import crossbar as crossbar_lib
 from mat_keras import layers as layer_table
 from mat_keras import noise as noise_lib
 from mat_keras.errors import InvalidArgumentError, NoNoisyLayersError, WrapError
@@ -38,7 +39,9 @@ def perturbed_variables(model, batchnorm=False):
         inner = getattr(layer, "layer", layer)
         if layer_table.is_opt_in(inner) and not batchnorm:
             continue
-        variables.extend(layer.trainable_weights)
+        # A wrapper's own trainable variables (learned input ranges) are the chip's, not weights.
+        owner = inner if isinstance(layer, NoisyWeights) else layer
+        variables.extend(owner.trainable_weights)
     return variables
 
 
@@ -148,6 +151,8 @@ def wrap(
     batchnorm=False,
     noise_bias=True,
     inference_noise=False,
+    crossbar=None,
+    chip_inference=False,
 ):
     """Returns a copy of `model` whose weight layers train with noisy weights.
 
@@ -170,6 +175,11 @@ def wrap(
             `noise_inference_bn`).
         noise_bias: whether biases get noise too.
         inference_noise: whether the noise is also drawn at inference.
+        crossbar: None, or the chip the wrapped layers compute through in
+            training (and at inference with `chip_inference`): a
+            `mat_keras.crossbar.Crossbar`, `"ideal"`, `"standard"` or a dict
+            (see `NoisyWeights`). With a crossbar, `noise` may be None.
+        chip_inference: whether inference also computes through the crossbar.
 
     Returns:
         A new Keras model of the same kind, with the same weights.
@@ -182,11 +192,13 @@ def wrap(
 
     >>> robust = mat_keras.wrap(model, noise=mat_keras.noise.Gaussian(0.1), seed=0)
     >>> robust.compile("adam", "sparse_categorical_crossentropy")
+    >>> on_chip = mat_keras.wrap(model, noise=0.02, crossbar="standard", seed=0)
     """
     _check_model(model, "wrap")
     noise = noise_lib.get(noise)
-    if noise is None:
-        raise InvalidArgumentError("wrap() needs a noise model, got None.")
+    crossbar = crossbar_lib.get(crossbar)
+    if noise is None and crossbar is None:
+        raise InvalidArgumentError("wrap() needs a noise model or a crossbar, got neither.")
     seed = check_seed(seed)
     if noisy_layers(model):
         model = strip(model)
@@ -208,6 +220,8 @@ def wrap(
             seed=layer_seed,
             noise_bias=noise_bias,
             inference_noise=inference_noise,
+            crossbar=crossbar,
+            chip_inference=chip_inference,
             name=f"noisy_{layer.name}",
         )
         return wrapper, layer, new_layer
@@ -277,11 +291,19 @@ def strip(model):
 
 
 def set_noise_gate(model, value):
-    """Sets the noise gate of every `NoisyWeights` layer of `model`.
+    """Sets the noise gate of every `NoisyWeights` layer of `model`, and their chip with it.
+
+    A wrapper with a crossbar computes through it in training while the gate
+    is above 0. The chip is a different computation, not a level: the
+    caller retraces the train step when it switches (`TwoPhaseSchedule`
+    does, with `model.make_train_function(force=True)`).
 
     Args:
         model: a model with noisy layers.
         value: the gate, a number in [0, 1] (0 = clean, 1 = full noise).
+
+    Returns:
+        True when a crossbar's chip forward switched on or off.
 
     Raises:
         NoNoisyLayersError: the model has no `NoisyWeights` layers.
@@ -292,5 +314,56 @@ def set_noise_gate(model, value):
             f"Model '{model.name}' has no NoisyWeights layers; wrap it with "
             "mat_keras.wrap() first."
         )
+    switched = False
     for layer in layers:
         layer.gate.assign(float(value))
+        chip = float(value) > 0
+        switched = switched or (layer.crossbar is not None and layer.chip_training != chip)
+        layer.chip_training = chip
+    return switched
+
+
+def chip_model(model, crossbar=None, seed=0, batchnorm=False):
+    """Returns a copy of `model` that computes through a crossbar at inference.
+
+    A model trained through a chip (its `NoisyWeights` carry a crossbar)
+    keeps its crossbar and learned input ranges unless another `crossbar` is
+    given; any other model is wrapped with `crossbar` and no weight noise.
+    The copy's weights are the model's, in new variables, so a sweep can
+    perturb them without touching the model.
+
+    Args:
+        model: a Sequential or functional model, wrapped or plain.
+        crossbar: the chip (`mat_keras.crossbar.get`), or None to keep the
+            model's own.
+        seed: integer seed of the read and output noise (layer `i` draws with
+            `seed + i`), or None.
+        batchnorm: also wrap BatchNormalization (its weights then take a
+            sweep's noise; it stays digital).
+
+    Returns:
+        A new model whose wrapped layers compute through the chip at inference.
+
+    Raises:
+        InvalidArgumentError: no crossbar given and the model has none.
+
+    Example:
+
+    >>> on_chip = mat_keras.chip_model(model, "standard")
+    >>> mat_keras.crossbar.calibrate_input_ranges(on_chip, x_train[:1024])
+    >>> on_chip.evaluate(x_test, y_test)
+    """
+    crossbar = crossbar_lib.get(crossbar)
+    own = [layer.crossbar for layer in noisy_layers(model) if layer.crossbar is not None]
+    keep = own and (crossbar is None or all(c.get_config() == crossbar.get_config() for c in own))
+    if keep:
+        twin = keras.models.clone_model(model)
+        twin.set_weights(model.get_weights())
+        for layer in noisy_layers(twin):
+            layer.chip_inference = True
+        return twin
+    if crossbar is None:
+        raise InvalidArgumentError(
+            f"Model '{model.name}' computes through no crossbar: give one (crossbar='standard')."
+        )
+    return wrap(model, noise=None, crossbar=crossbar, seed=seed, batchnorm=batchnorm, chip_inference=True)

@@ -14,12 +14,16 @@ Example:
 
 from mat_keras.crossbar.analog import (
     analog_matmul,
+    analog_product,
     input_ranges_from_data,
-    ir_drop_attenuation,
+    ir_drop_loss,
     ir_drop_profile,
+    prepare_matrix,
     row_tiles,
+    tile_sums,
     weight_scale,
 )
+from mat_keras.crossbar.calibration import calibrate_input_ranges, needs_calibration
 from mat_keras.crossbar.config import (
     Crossbar,
     aliases,
@@ -30,25 +34,38 @@ from mat_keras.crossbar.config import (
     standard,
     steps_from_bits,
 )
+from mat_keras.crossbar.forward import chip_call, product_layers, register_chip_forward
+from mat_keras.crossbar.products import MATMUL, KernelProduct, MatmulProduct
 from mat_keras.crossbar.tiles import Tile, check_tile, grid_shape, tile_grid
 
 __all__ = [
     "Crossbar",
+    "KernelProduct",
+    "MATMUL",
+    "MatmulProduct",
+    "calibrate_input_ranges",
+    "chip_call",
+    "needs_calibration",
+    "product_layers",
+    "register_chip_forward",
     "Tile",
     "aliases",
     "analog_matmul",
+    "analog_product",
     "check_tile",
     "deserialize",
     "get",
     "grid_shape",
     "ideal",
     "input_ranges_from_data",
-    "ir_drop_attenuation",
+    "ir_drop_loss",
     "ir_drop_profile",
+    "prepare_matrix",
     "row_tiles",
     "serialize",
     "standard",
     "steps_from_bits",
     "tile_grid",
+    "tile_sums",
     "weight_scale",
 ]

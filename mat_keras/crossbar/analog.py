@@ -1,11 +1,22 @@
 """The analog product of one matrix, as a crossbar computes it, on `keras.ops`.
 
-`analog_matmul(x, matrix, crossbar)` is `x @ matrix` computed tile by tile:
-inputs normalised by the input range, clipped and DAC-rounded; weights
-normalised by their scale; each row tile's column sums attenuated by IR drop,
-given read and output noise, clipped to the output bound and ADC-rounded;
-the tiles summed and scaled back (see `mat_keras.crossbar.config` for the
-conventions). It runs inside compiled train steps on every backend.
+`analog_product(x, matrix, crossbar, product)` computes the product of a
+layer's inputs with one of its matrices tile by tile: inputs normalised by
+the input range, clipped and DAC-rounded; weights normalised by their scale
+and read with read noise; each row tile's column sums attenuated by IR drop,
+given output noise, clipped to the output bound and ADC-rounded; the tiles
+summed and scaled back (see `mat_keras.crossbar.config` for the
+conventions). `product` says how the inputs drive the rows
+(`mat_keras.crossbar.products`): a slice of the last axis (`analog_matmul`)
+or a convolution's patches. It runs inside compiled train steps on every
+backend.
+
+Noise draws. Output noise is drawn for every column sum of every input
+vector. Read noise is drawn once per call for every device and shared by the
+call's input vectors: each vector's column sum has exactly the read-noise sd
+of its own read (`read_noise * sqrt(sum_i x_i**2 |w_i|)`), so accuracies and
+losses, which average over vectors, are those of independent reads, at the
+cost of one draw per weight instead of one extra product per tile.
 
 Gradients (straight-through, as the anchors train through a chip):
 
@@ -25,6 +36,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from mat_keras.crossbar.products import MATMUL
 from mat_keras.crossbar.tiles import tile_grid
 from mat_keras.errors import InvalidArgumentError
 
@@ -110,6 +122,29 @@ def normalise_inputs(x, input_range, steps=None, learn_range=True):
     return normalised
 
 
+def range_decay_term(scaled, input_range, crossbar):
+    """A zero-valued loss term whose gradient pulls a learned input range down.
+
+    The anchors' rule: while more than `input_min_fraction` of a tile's
+    inputs lie inside the range, the range's gradient gets `decay * r`, so
+    a range wider than its inputs need shrinks and spends the DAC's steps on
+    them. The term is `(r - stop_gradient(r)) * stop_gradient(decay * r * c)`,
+    `c` 1 or 0: its value is 0, its gradient that push.
+
+    Args:
+        scaled: the tile's inputs divided by the range (before clipping).
+        input_range: the range variable's value, with its gradient.
+        crossbar: the `Crossbar`.
+
+    Returns:
+        A scalar tensor, 0 in value.
+    """
+    held = ops.stop_gradient(input_range)
+    inside = ops.mean(ops.cast(ops.abs(ops.stop_gradient(scaled)) <= 1.0, held.dtype))
+    pull = ops.cast(inside > crossbar.input_min_fraction, held.dtype)
+    return (input_range - held) * ops.stop_gradient(crossbar.input_range_decay * held * pull)
+
+
 def ir_drop_profile(rows):
     """Returns `q_i`, the wire segments' summed share of current seen by row `i`.
 
@@ -128,68 +163,158 @@ def ir_drop_profile(rows):
     return (rows * (rows + 1) - i * (i + 1)) / 2.0
 
 
-def ir_drop_attenuation(x_n, w_n, crossbar):
-    """Returns what IR drop takes from a tile's column sums, in normalised units.
+def ir_drop_loss(mean_input, mean_weight, crossbar, rows):
+    """Returns each row's relative loss to IR drop, `gamma * m * q_i`, shape `(..., rows)`.
 
     A first-order model of our own, driven by aihwkit's two IR-drop numbers
     (`ir_drop`, `ir_drop_g_ratio`): the wire segment between two neighbouring
     devices of a column has resistance `R = 1 / (ir_drop_g_ratio * g_max)`;
-    the voltage each device sees drops by the wire's resistance times the
-    current of the devices that share the wire between it and the converter
-    (a device's relative loss is `R * g_max * m * q_i`, see
-    `ir_drop_profile`, with `m = mean_i |x_i| |w_i|` the column's mean
-    normalised current per row, inputs and conductances at most 1). Column
-    sum `j` becomes `sum_i x_i w_ij (1 - gamma m_j q_i)`, `gamma = ir_drop /
-    ir_drop_g_ratio`. First order: currents are taken at the ideal voltages,
-    valid while the loss is small (about 2 % for a 512-row tile at a mean
-    current of 0.1 and `ir_drop = 1`).
+    the voltage a device sees drops by the wire's resistance times the
+    currents of the devices that share the wire between it and the
+    converter. With the current spread evenly over the rows (see
+    `ir_drop_profile`) at the tile's mean normalised device current
+    `m = mean_i |x_i| * mean_ij |w_ij|` (inputs and conductances at most 1),
+    device `i` loses the fraction `gamma * m * q_i`, `gamma = ir_drop /
+    ir_drop_g_ratio`, and column sum `j` becomes
+    `sum_i x_i w_ij (1 - gamma m q_i)`. First order: currents are taken at
+    the ideal voltages, valid while the loss is small (about 2 % for a full
+    512-row tile at `m = 0.1` and `ir_drop = 1`). The mean current is the
+    tile's, the same for each of its columns: a column-averaged model, which
+    lets the loss scale the inputs instead of costing a second product.
 
     Args:
-        x_n: normalised inputs of the tile, `(..., rows)`.
-        w_n: normalised weights of the tile, `(rows, cols)`.
+        mean_input: `mean_i |x_i|` of each input vector, `(..., 1)`.
+        mean_weight: `mean_ij |w_ij|` of the tile, a scalar.
         crossbar: a `Crossbar` with `ir_drop > 0`.
+        rows: the tile's rows.
 
     Returns:
-        The loss of every column sum, `(..., cols)`, to subtract.
+        The relative loss of every row, for every input vector.
     """
-    rows = w_n.shape[0]
     gamma = crossbar.ir_drop / crossbar.ir_drop_g_ratio
-    mean_current = ops.matmul(ops.abs(x_n), ops.abs(w_n)) / rows
-    profile = ops.convert_to_tensor(ir_drop_profile(rows)[:, None], dtype=w_n.dtype)
-    return gamma * mean_current * ops.matmul(x_n, profile * w_n)
+    profile = ops.convert_to_tensor(ir_drop_profile(rows), dtype=mean_input.dtype)
+    return (gamma * mean_weight) * mean_input * profile
 
 
-def _noise_sd(x_n, w_n, crossbar):
-    """The sd of a tile's column sums from read and output noise together.
+class PreparedMatrix:
+    """A matrix as its tiles hold it during one call: normalised, read, split.
 
-    Both are Gaussian and independent, so one draw of their combined sd
-    stands for the two: half the random numbers.
+    Attributes:
+        weights: the normalised weights in [-1, 1] (`matrix / scale`), with
+            this call's read noise (the noise is constant for the gradient).
+        scale: the column (or tensor) scale to multiply the sums back by.
+        spans: the row tiles' `(start, stop)`.
     """
-    variance = crossbar.output_noise**2
+
+    def __init__(self, weights, scale, spans):
+        self.weights = weights
+        self.scale = scale
+        self.spans = spans
+
+
+def prepare_matrix(matrix, crossbar, seed=None, noise_gate=1.0):
+    """Normalises a matrix, draws its read noise and splits it into row tiles.
+
+    Args:
+        matrix: the weight matrix, `(rows, cols)`, in weight units.
+        crossbar: the `Crossbar`.
+        seed: a `keras.random.SeedGenerator`, an integer or None, for the
+            read noise.
+        noise_gate: multiplies the read noise (0 switches it off).
+
+    Returns:
+        A `PreparedMatrix`.
+    """
+    matrix = ops.convert_to_tensor(matrix)
+    scale = weight_scale(matrix, crossbar)
+    w_n = matrix / scale
     if crossbar.read_noise > 0:
-        variance = variance + crossbar.read_noise**2 * ops.matmul(
-            ops.square(x_n), ops.abs(w_n)
-        )
-    return ops.sqrt(variance)
+        draw = keras.random.normal(tuple(matrix.shape), seed=seed, dtype=matrix.dtype)
+        read = (crossbar.read_noise * noise_gate) * ops.sqrt(ops.abs(ops.stop_gradient(w_n))) * draw
+        w_n = w_n + ops.stop_gradient(read)
+    return PreparedMatrix(w_n, scale, row_tiles(tuple(matrix.shape), crossbar))
 
 
-def _tile_sums(x_n, w_n, crossbar, draw):
-    """One tile's column sums after IR drop, noise, output clipping and the ADC.
+def _per_column(values, like, axis):
+    """`values` (one per column) shaped to broadcast along `axis` of `like`."""
+    if axis == -1 or axis == ops.ndim(like) - 1 or ops.ndim(values) == 0:
+        return values
+    shape = [1] * ops.ndim(like)
+    shape[axis] = -1
+    return ops.reshape(values, shape)
 
-    `draw` is the tile's standard normal draw (gated), or None without noise.
-    """
-    y = ops.matmul(x_n, w_n)
-    if crossbar.ir_drop > 0 or draw is not None:
-        x_held, w_held = ops.stop_gradient(x_n), ops.stop_gradient(w_n)
-        if crossbar.ir_drop > 0:
-            y = y - ops.stop_gradient(ir_drop_attenuation(x_held, w_held, crossbar))
-        if draw is not None:
-            y = y + ops.stop_gradient(_noise_sd(x_held, w_held, crossbar) * draw)
+
+def _convert(y, crossbar):
+    """Clips a tile's column sums to the output bound and ADC-rounds them."""
     if crossbar.output_bound is not None:
         y = ops.clip(y, -crossbar.output_bound, crossbar.output_bound)
     if crossbar.output_steps is not None:
         y = quantize(y, crossbar.output_steps, crossbar.output_bound)
     return y
+
+
+def tile_sums(x, prepared, crossbar, product=MATMUL, input_ranges=None, output_draws=None,
+              learn_range=None, losses=None):
+    """Returns the periphery's result: every tile's converted sums, added and scaled back.
+
+    Args:
+        x: the layer's inputs as `product` takes them.
+        prepared: the `PreparedMatrix`.
+        crossbar: the `Crossbar`.
+        product: how the inputs drive the rows (`mat_keras.crossbar.products`).
+        input_ranges: see `analog_product`.
+        output_draws: None, or a callable `tile, sums -> standard normal
+            draw` shaped like the sums (gated), for output noise.
+        learn_range: whether the ranges receive the range gradient.
+        losses: a list to append the learned ranges' decay terms to, or None.
+
+    Returns:
+        The column outputs, in the units of the exact product.
+    """
+    if learn_range is None:
+        learn_range = crossbar.input_range == "learned"
+    dtype = prepared.weights.dtype
+    x = ops.cast(x, dtype)
+    ranges = resolve_input_ranges(crossbar, len(prepared.spans), input_ranges)
+    total = None
+    for t, ((start, stop), input_range) in enumerate(zip(prepared.spans, ranges)):
+        input_range = ops.cast(input_range, dtype)
+        x_t = product.tile_inputs(x, start, stop)
+        x_n = normalise_inputs(x_t, input_range, crossbar.input_steps, learn_range)
+        if learn_range and losses is not None and crossbar.input_range_decay > 0:
+            losses.append(range_decay_term(x_t / input_range, input_range, crossbar))
+        kernel = product.tile_kernel(prepared.weights, start, stop)
+        sums = _analog_sums(x_n, kernel, product, crossbar, start, stop)
+        if output_draws is not None:
+            sums = sums + ops.stop_gradient(crossbar.output_noise * output_draws(t, sums))
+        sums = _convert(sums, crossbar) * ops.stop_gradient(input_range)
+        total = sums if total is None else total + sums
+    return total * _per_column(prepared.scale, total, product.columns_axis)
+
+
+def _analog_sums(x_n, kernel, product, crossbar, start, stop):
+    """A tile's column sums of normalised inputs, with IR drop (forward only)."""
+    if crossbar.ir_drop == 0:
+        return product.apply(x_n, kernel)
+    held = ops.stop_gradient(x_n)
+    mean_weight = ops.mean(ops.abs(ops.stop_gradient(kernel)))
+    if product.row_inputs:
+        loss = ir_drop_loss(product.mean_abs(held, start, stop), mean_weight, crossbar, stop - start)
+        # Each row's loss scales its input: the same sums at the cost of one product.
+        return product.apply(x_n - ops.stop_gradient(held * loss), kernel)
+    # Patch rows: the kernel's mean over its tile's rows only (others are zero).
+    rows = product.rows
+    mean_weight = mean_weight * (rows / (stop - start))
+    profile = np.zeros((rows, 1), dtype="float32")
+    profile[start:stop, 0] = ir_drop_profile(stop - start)
+    gamma = crossbar.ir_drop / crossbar.ir_drop_g_ratio
+    weighted = product.spec.roll(
+        product.spec.unroll(ops.stop_gradient(kernel), ops) * ops.convert_to_tensor(profile, kernel.dtype),
+        product.kernel_shape,
+        ops,
+    )
+    lost = gamma * mean_weight * product.mean_abs(held, start, stop) * product.apply(held, weighted)
+    return product.apply(x_n, kernel) - ops.stop_gradient(lost)
 
 
 def resolve_input_ranges(crossbar, tiles, input_ranges):
@@ -210,17 +335,32 @@ def resolve_input_ranges(crossbar, tiles, input_ranges):
     return [input_ranges[t] for t in range(tiles)]
 
 
-def analog_matmul(
-    x, matrix, crossbar, input_ranges=None, seed=None, noise_gate=1.0, learn_range=None
-):
-    """Returns `x @ matrix` as the crossbar computes it.
+def output_noise_draws(crossbar, seed, noise_gate=1.0):
+    """Returns `tile, sums -> gated standard normal draw` for output noise, or None.
+
+    Each call draws for one tile's sums; the generator advances once per tile.
+    """
+    if crossbar.output_noise == 0:
+        return None
+
+    def draw(tile, sums):
+        return noise_gate * keras.random.normal(ops.shape(sums), seed=seed, dtype=sums.dtype)
+
+    return draw
+
+
+def analog_product(x, matrix, crossbar, product=MATMUL, input_ranges=None, seed=None,
+                   noise_gate=1.0, learn_range=None, losses=None):
+    """Returns the product of `x` with `matrix` as the crossbar computes it.
 
     Args:
-        x: inputs, `(..., rows)`.
+        x: the layer's inputs, as `product` takes them (`(..., rows)` for
+            the default `MATMUL`).
         matrix: the weight matrix, `(rows, cols)`, in weight units (the
             devices' programmed state: pass noisy weights to add programming
             noise or drift).
         crossbar: a `Crossbar` (see `mat_keras.crossbar.get`).
+        product: how the inputs drive the rows (`mat_keras.crossbar.products`).
         input_ranges: None (the crossbar's fixed range), a scalar, or one
             range per row tile (shape `(tiles,)`); learned ranges are
             variables, which then receive the range gradient.
@@ -230,41 +370,38 @@ def analog_matmul(
             off), as the wrapper's noise gate does.
         learn_range: whether the input ranges receive the range gradient;
             None: when the crossbar's input range is `"learned"`.
+        losses: a list that collects the learned ranges' decay terms (see
+            `range_decay_term`), or None.
 
     Returns:
-        `(..., cols)`, in the units of `x @ matrix`.
+        The product, in the units of the exact one.
+
+    Example:
+
+    >>> chip = mat_keras.crossbar.get("standard")
+    >>> y = analog_product(x, kernel, chip, input_ranges=3.0, seed=0)
+    """
+    matrix = ops.convert_to_tensor(matrix)
+    if crossbar.is_ideal:
+        # Tiles of exact sums add up to the exact product: one op computes it.
+        return product.apply(ops.cast(x, matrix.dtype), product.tile_kernel(matrix, 0, matrix.shape[0]))
+    if isinstance(seed, int):
+        # One generator for the read and the output draws, so they differ.
+        seed = keras.random.SeedGenerator(seed)
+    prepared = prepare_matrix(matrix, crossbar, seed, noise_gate)
+    draws = output_noise_draws(crossbar, seed, noise_gate)
+    return tile_sums(x, prepared, crossbar, product, input_ranges, draws, learn_range, losses)
+
+
+def analog_matmul(x, matrix, crossbar, input_ranges=None, seed=None, noise_gate=1.0, learn_range=None):
+    """Returns `x @ matrix` as the crossbar computes it: `analog_product` of a dense layer.
 
     Example:
 
     >>> chip = mat_keras.crossbar.get("standard")
     >>> y = analog_matmul(x, kernel, chip, input_ranges=3.0, seed=0)
     """
-    matrix = ops.convert_to_tensor(matrix)
-    x = ops.cast(x, matrix.dtype)
-    if crossbar.is_ideal:
-        return ops.matmul(x, matrix)
-    if learn_range is None:
-        learn_range = crossbar.input_range == "learned"
-    spans = row_tiles(tuple(matrix.shape), crossbar)
-    ranges = resolve_input_ranges(crossbar, len(spans), input_ranges)
-    scale = weight_scale(matrix, crossbar)
-    w_n = matrix / scale
-    draws = None
-    if crossbar.is_noisy:
-        # One draw for every tile: one advance of the generator per call.
-        shape = (len(spans),) + tuple(ops.shape(x)[:-1]) + (matrix.shape[1],)
-        draws = noise_gate * keras.random.normal(shape, seed=seed, dtype=matrix.dtype)
-    total = None
-    for t, ((start, stop), input_range) in enumerate(zip(spans, ranges)):
-        input_range = ops.cast(input_range, matrix.dtype)
-        x_n = normalise_inputs(
-            x[..., start:stop], input_range, crossbar.input_steps, learn_range
-        )
-        draw = None if draws is None else draws[t]
-        sums = _tile_sums(x_n, w_n[start:stop], crossbar, draw)
-        sums = sums * ops.stop_gradient(input_range)
-        total = sums if total is None else total + sums
-    return total * scale
+    return analog_product(x, matrix, crossbar, MATMUL, input_ranges, seed, noise_gate, learn_range)
 
 
 def input_ranges_from_data(x, shape, crossbar, std_alpha=3.0):

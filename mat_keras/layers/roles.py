@@ -129,6 +129,10 @@ class LayerType:
         specialise: `(layer, LayerRoles, name) -> LayerRoles` where the roles
             depend on the layer's configuration; it may raise
             `UnsupportedLayerError`.
+        chip: how the chip forward computes the layer
+            (`mat_keras.crossbar.forward`): the name of a forward
+            (`"dense"`, `"conv"`, ...), `"digital"` (computed as it is), or
+            None (a container, or a layer the crossbar cannot compute).
 
     Example:
 
@@ -145,6 +149,7 @@ class LayerType:
     batchnorm_folds: bool = False
     sublayers: object = None
     specialise: object = None
+    chip: str = None
 
     def roles(self, layer, name=None):
         """Returns the `LayerRoles` of `layer`, an instance of this type.

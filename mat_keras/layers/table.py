@@ -103,7 +103,7 @@ def _crossbar(layer_class, *matrices, bias="bias", **options):
 
 def _digital(layer_class, bias="beta"):
     """A row for a normalisation layer: its weights stay digital."""
-    return LayerType(layer_class, bias=bias, export=DIGITAL)
+    return LayerType(layer_class, bias=bias, export=DIGITAL, chip="digital")
 
 
 def _container(layer_class, sublayers, wrap=False):
@@ -128,26 +128,26 @@ def _builtin_types():
         Matrix("recurrent_kernel", "cell.recurrent_kernel", 1, None, False, "units x (gates*units)"),
     )
     rows = [
-        _crossbar(layers.Dense, output, batchnorm_folds=True),
-        _crossbar(layers.EinsumDense, output, specialise=_einsum_roles),
+        _crossbar(layers.Dense, output, batchnorm_folds=True, chip="dense"),
+        _crossbar(layers.EinsumDense, output, specialise=_einsum_roles, chip="einsum"),
         *(
-            _crossbar(cls, conv, batchnorm_folds=True)
+            _crossbar(cls, conv, batchnorm_folds=True, chip="conv")
             for cls in (layers.Conv1D, layers.Conv2D, layers.Conv3D)
         ),
         *(
-            _crossbar(cls, transpose, specialise=_transpose_roles)
+            _crossbar(cls, transpose, specialise=_transpose_roles, chip="conv_transpose")
             for cls in (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)
         ),
         *(
-            _crossbar(cls, depthwise, batchnorm_folds=True)
+            _crossbar(cls, depthwise, batchnorm_folds=True, chip="depthwise")
             for cls in (layers.DepthwiseConv1D, layers.DepthwiseConv2D)
         ),
         *(
-            _crossbar(cls, *separable, batchnorm_folds=True)
+            _crossbar(cls, *separable, batchnorm_folds=True, chip="separable")
             for cls in (layers.SeparableConv1D, layers.SeparableConv2D)
         ),
         *(
-            _crossbar(cls, *rnn, bias="cell.bias", specialise=_rnn_roles)
+            _crossbar(cls, *rnn, bias="cell.bias", specialise=_rnn_roles, chip="recurrent")
             for cls in (layers.SimpleRNN, layers.LSTM, layers.GRU)
         ),
         # RNNs of custom cells: wrapped (the cell's weights take the noise), not exported.
@@ -156,6 +156,8 @@ def _builtin_types():
             # No bias variable: "bias" names the one a manifest records (absent).
             layers.Embedding, Matrix("embeddings", "embeddings", 1, None, True, "vocabulary x output_dim, row i is token i"),
             wrap=False,
+            # A lookup, not a product: a chip reads the row, the periphery keeps it digital.
+            chip="digital",
         ),
         _container(layers.Bidirectional, lambda layer: [layer.forward_layer, layer.backward_layer], wrap=True),
         _container(layers.MultiHeadAttention, compat.tracked_sublayers, wrap=True),
