@@ -70,7 +70,7 @@ class TwoPhaseSchedule(keras.callbacks.Callback):
         if logs is None:
             return
         logs["noise_gate"] = self._gate
-        levels = {layer.noise.sd for layer in noisy_layers(self.model)}
+        levels = {layer.noise.sd for layer in noisy_layers(self.model) if layer.noise is not None}
         if len(levels) == 1 and None not in levels:
             logs["noise_sd"] = self._gate * levels.pop()
 

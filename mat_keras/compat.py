@@ -173,3 +173,26 @@ class intercepted_calls:
         for layer in self.calls:
             vars(layer).pop("call", None)
         return False
+
+
+class unlocked_state:
+    """Lets a built layer create variables while the context is open.
+
+    Keras locks a layer's state once it is built; a wrapper whose layer is
+    built at its first call, from all its inputs (MultiHeadAttention), only
+    then knows the shapes of the crossbar's input-range variables. Keras
+    unlocks the same way (`Layer._tracker`) to quantise a built layer.
+    """
+
+    def __init__(self, layer):
+        self.tracker = _private(layer, "_tracker")
+
+    def __enter__(self):
+        self.locked = self.tracker.locked
+        self.tracker.unlock()
+        return self
+
+    def __exit__(self, *exc):
+        if self.locked:
+            self.tracker.lock()
+        return False

@@ -323,7 +323,8 @@ class NoisyWeights(keras.layers.Wrapper):
         }
         self.layer.build(**shapes)
         self._check_has_weights()
-        self._build_ranges()
+        with compat.unlocked_state(self):
+            self._build_ranges()
 
     def _check_has_weights(self):
         """Refuses a built layer without weights: there would be nothing to perturb."""

@@ -122,3 +122,54 @@ def run_on_backend(script, backend, *args, env=None, timeout=600):
 def print_result(result):
     """The worker side of `run_on_backend`: prints its one result line."""
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def random_weights(layer, seed=0):
+    """Gives every variable non-trivial values (biases and BN parameters too)."""
+    rng = np.random.default_rng(seed)
+    for variable in layer.weights:
+        value = rng.normal(0, 0.5, variable.shape).astype("float32")
+        if "variance" in variable.path:
+            value = np.abs(value) + 0.5
+        variable.assign(value)
+
+
+# One case per layer type of the layer table (`mat_keras.layers`): (name, layer
+# factory, inputs); an input is a float shape or ("int", shape, vocabulary).
+TABLE_CASES = [
+    ("dense", lambda: keras.layers.Dense(5), [(3, 4)]),
+    ("einsum_dense", lambda: keras.layers.EinsumDense("ab,bc->ac", output_shape=5, bias_axes="c"), [(3, 4)]),
+    ("conv1d", lambda: keras.layers.Conv1D(4, 3), [(2, 9, 3)]),
+    ("conv2d", lambda: keras.layers.Conv2D(4, 3), [(2, 7, 7, 3)]),
+    ("conv3d", lambda: keras.layers.Conv3D(3, 2), [(2, 4, 4, 4, 2)]),
+    ("conv1d_transpose", lambda: keras.layers.Conv1DTranspose(4, 3, strides=2), [(2, 5, 3)]),
+    ("conv2d_transpose", lambda: keras.layers.Conv2DTranspose(4, 3, strides=2), [(2, 4, 4, 3)]),
+    ("conv3d_transpose", lambda: keras.layers.Conv3DTranspose(3, 2), [(2, 3, 3, 3, 2)]),
+    ("depthwise_conv1d", lambda: keras.layers.DepthwiseConv1D(3), [(2, 9, 3)]),
+    ("depthwise_conv2d", lambda: keras.layers.DepthwiseConv2D(3), [(2, 7, 7, 3)]),
+    ("separable_conv1d", lambda: keras.layers.SeparableConv1D(4, 3), [(2, 9, 3)]),
+    ("separable_conv2d", lambda: keras.layers.SeparableConv2D(4, 3), [(2, 7, 7, 3)]),
+    ("simple_rnn", lambda: keras.layers.SimpleRNN(4), [(2, 5, 3)]),
+    ("lstm", lambda: keras.layers.LSTM(4), [(2, 5, 3)]),
+    ("gru", lambda: keras.layers.GRU(4, return_sequences=True), [(2, 5, 3)]),  # two bias rows
+    ("bidirectional", lambda: keras.layers.Bidirectional(keras.layers.LSTM(3)), [(2, 5, 3)]),
+    ("embedding", lambda: keras.layers.Embedding(10, 4), [("int", (3, 5), 10)]),
+    ("multi_head_attention", lambda: keras.layers.MultiHeadAttention(2, 4), [(2, 5, 6), (2, 3, 6)]),
+    (
+        "group_query_attention",
+        lambda: keras.layers.GroupQueryAttention(head_dim=4, num_query_heads=4, num_key_value_heads=2),
+        [(2, 5, 6), (2, 3, 6)],
+    ),
+    ("batchnorm", lambda: keras.layers.BatchNormalization(), [(6, 5)]),
+]
+TABLE_IDS = [case[0] for case in TABLE_CASES]
+
+
+def table_inputs(specs, seed=1):
+    """The inputs of a TABLE_CASES entry: float arrays, or integer tokens."""
+    rng = np.random.default_rng(seed)
+    return [
+        rng.integers(0, spec[2], spec[1]).astype("int32") if spec[0] == "int"
+        else rng.normal(size=spec).astype("float32")
+        for spec in specs
+    ]

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import mat_keras as mat
-from mat_testing import gradients, to_numpy
+from mat_testing import TABLE_CASES, TABLE_IDS, gradients, to_numpy
+from mat_testing import random_weights as _random_weights
+from mat_testing import table_inputs as _inputs
 
 # The core subset: CI runs it on the JAX and PyTorch backends too (`pytest -m backends`).
 pytestmark = pytest.mark.backends
@@ -23,16 +25,6 @@ LAYER_CASES = [
     ("batchnorm", lambda: keras.layers.BatchNormalization(), (6, 5)),
 ]
 IDS = [case[0] for case in LAYER_CASES]
-
-
-def _random_weights(layer, seed=0):
-    """Gives every variable non-trivial values (biases and BN parameters too)."""
-    rng = np.random.default_rng(seed)
-    for variable in layer.weights:
-        value = rng.normal(0, 0.5, variable.shape).astype("float32")
-        if "variance" in variable.path:
-            value = np.abs(value) + 0.5
-        variable.assign(value)
 
 
 def _pair(factory, shape, seed=7, noise=0.1):
@@ -245,47 +237,6 @@ def test_bad_wrapper_arguments():
         mat.NoisyWeights(keras.layers.Dense(2), seed="zero")
 
 
-# One case per layer type of the layer table (`mat_keras.layers`): (name, layer
-# factory, inputs); an input is a float shape or ("int", shape, vocabulary).
-L = keras.layers
-TABLE_CASES = [
-    ("dense", lambda: L.Dense(5), [(3, 4)]),
-    ("einsum_dense", lambda: L.EinsumDense("ab,bc->ac", output_shape=5, bias_axes="c"), [(3, 4)]),
-    ("conv1d", lambda: L.Conv1D(4, 3), [(2, 9, 3)]),
-    ("conv2d", lambda: L.Conv2D(4, 3), [(2, 7, 7, 3)]),
-    ("conv3d", lambda: L.Conv3D(3, 2), [(2, 4, 4, 4, 2)]),
-    ("conv1d_transpose", lambda: L.Conv1DTranspose(4, 3, strides=2), [(2, 5, 3)]),
-    ("conv2d_transpose", lambda: L.Conv2DTranspose(4, 3, strides=2), [(2, 4, 4, 3)]),
-    ("conv3d_transpose", lambda: L.Conv3DTranspose(3, 2), [(2, 3, 3, 3, 2)]),
-    ("depthwise_conv1d", lambda: L.DepthwiseConv1D(3), [(2, 9, 3)]),
-    ("depthwise_conv2d", lambda: L.DepthwiseConv2D(3), [(2, 7, 7, 3)]),
-    ("separable_conv1d", lambda: L.SeparableConv1D(4, 3), [(2, 9, 3)]),
-    ("separable_conv2d", lambda: L.SeparableConv2D(4, 3), [(2, 7, 7, 3)]),
-    ("simple_rnn", lambda: L.SimpleRNN(4), [(2, 5, 3)]),
-    ("lstm", lambda: L.LSTM(4), [(2, 5, 3)]),
-    ("gru", lambda: L.GRU(4, return_sequences=True), [(2, 5, 3)]),  # two bias rows
-    ("bidirectional", lambda: L.Bidirectional(L.LSTM(3)), [(2, 5, 3)]),
-    ("embedding", lambda: L.Embedding(10, 4), [("int", (3, 5), 10)]),
-    ("multi_head_attention", lambda: L.MultiHeadAttention(2, 4), [(2, 5, 6), (2, 3, 6)]),
-    (
-        "group_query_attention",
-        lambda: L.GroupQueryAttention(head_dim=4, num_query_heads=4, num_key_value_heads=2),
-        [(2, 5, 6), (2, 3, 6)],
-    ),
-    ("batchnorm", lambda: L.BatchNormalization(), [(6, 5)]),
-]
-TABLE_IDS = [case[0] for case in TABLE_CASES]
-
-
-def _inputs(specs, seed=1):
-    rng = np.random.default_rng(seed)
-    return [
-        rng.integers(0, spec[2], spec[1]).astype("int32") if spec[0] == "int"
-        else rng.normal(size=spec).astype("float32")
-        for spec in specs
-    ]
-
-
 def _table_pair(factory, specs, seed=7):
     """A wrapper built from all its inputs and an independent plain copy of its layer."""
     x = _inputs(specs)
@@ -313,7 +264,7 @@ def test_table_cases_cover_every_layer_type_wrap_knows():
     covered = {type(factory()) for _, factory, _ in TABLE_CASES}
     rows = [
         row.layer_class for row in mat.layers.layer_types()
-        if (row.wrap or row.opt_in or row.export == mat.layers.CROSSBAR) and row.layer_class is not L.RNN
+        if (row.wrap or row.opt_in or row.export == mat.layers.CROSSBAR) and row.layer_class is not keras.layers.RNN
     ]
     assert [cls.__name__ for cls in rows if cls not in covered] == []
 
