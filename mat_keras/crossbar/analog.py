@@ -11,12 +11,13 @@ conventions). `product` says how the inputs drive the rows
 or a convolution's patches. It runs inside compiled train steps on every
 backend.
 
-Noise draws. Output noise is drawn for every column sum of every input
-vector. Read noise is drawn once per call for every device and shared by the
-call's input vectors: each vector's column sum has exactly the read-noise sd
-of its own read (`read_noise * sqrt(sum_i x_i**2 |w_i|)`), so accuracies and
-losses, which average over vectors, are those of independent reads, at the
-cost of one draw per weight instead of one extra product per tile.
+Noise draws. Every column sum of every input vector gets fresh noise: output
+noise of sd `output_noise` and read noise, each device's read deviating by
+`read_noise * sqrt(|w_n|)` (aihwkit's PCM_READ form), which sums over a
+column to sd `read_noise * sqrt(sum_i x_i**2 |w_i|)`. Both are Gaussian and
+independent, so one draw of their combined sd stands for the two: one random
+number per column sum, not one per device (on a CPU, random numbers cost
+more than the product that gives the read noise its sd).
 
 Gradients (straight-through, as the anchors train through a chip):
 
@@ -93,13 +94,14 @@ def quantize(x, steps, bound=1.0):
 
 
 def normalise_inputs(x, input_range, steps=None, learn_range=True):
-    """Returns `x` divided by the input range, clipped to [-1, 1] and DAC-rounded.
+    """Returns `x` clipped to the input range, divided by it and DAC-rounded.
 
     The gradient with respect to `x` is 1 inside the range (rounding is
     straight-through) and 0 outside. With `learn_range`, the range gets the
     clip's own derivative: `+1` for each input clipped above and `-1` for
     each clipped below, times the incoming gradient in input units, so a loss
-    hurt by clipping widens the range.
+    hurt by clipping widens the range. (Clipping to `[-r, r]` before the
+    division by a constant `r` gives exactly that derivative, in one op.)
 
     Args:
         x: inputs.
@@ -111,18 +113,12 @@ def normalise_inputs(x, input_range, steps=None, learn_range=True):
         The normalised inputs, in [-1, 1].
     """
     held = ops.stop_gradient(input_range)
-    scaled = x * (1.0 / held)
-    clipped = ops.clip(scaled, -1.0, 1.0)
-    normalised = clipped if steps is None else quantize(clipped, steps)
-    if learn_range:
-        # sign(scaled - clipped) is +1 above the range, -1 below, 0 inside;
-        # the zero-valued term carries the range's gradient.
-        beyond = ops.stop_gradient(ops.sign(scaled - clipped))
-        normalised = normalised + (input_range - held) * (1.0 / held) * beyond
-    return normalised
+    bound = input_range if learn_range else held
+    normalised = ops.clip(x, -bound, bound) * (1.0 / held)
+    return normalised if steps is None else quantize(normalised, steps)
 
 
-def range_decay_term(scaled, input_range, crossbar):
+def range_decay_term(x, input_range, crossbar):
     """A zero-valued loss term whose gradient pulls a learned input range down.
 
     The anchors' rule: while more than `input_min_fraction` of a tile's
@@ -132,7 +128,7 @@ def range_decay_term(scaled, input_range, crossbar):
     `c` 1 or 0: its value is 0, its gradient that push.
 
     Args:
-        scaled: the tile's inputs divided by the range (before clipping).
+        x: the tile's inputs.
         input_range: the range variable's value, with its gradient.
         crossbar: the `Crossbar`.
 
@@ -140,7 +136,7 @@ def range_decay_term(scaled, input_range, crossbar):
         A scalar tensor, 0 in value.
     """
     held = ops.stop_gradient(input_range)
-    inside = ops.mean(ops.cast(ops.abs(ops.stop_gradient(scaled)) <= 1.0, held.dtype))
+    inside = ops.mean(ops.cast(ops.abs(ops.stop_gradient(x)) <= held, held.dtype))
     pull = ops.cast(inside > crossbar.input_min_fraction, held.dtype)
     return (input_range - held) * ops.stop_gradient(crossbar.input_range_decay * held * pull)
 
@@ -197,42 +193,44 @@ def ir_drop_loss(mean_input, mean_weight, crossbar, rows):
 
 
 class PreparedMatrix:
-    """A matrix as its tiles hold it during one call: normalised, read, split.
+    """A matrix as its tiles hold it during one call: scaled and split.
 
     Attributes:
-        weights: the normalised weights in [-1, 1] (`matrix / scale`), with
-            this call's read noise (the noise is constant for the gradient).
-        scale: the column (or tensor) scale to multiply the sums back by.
+        weights: the weights in weight units. Dividing a tile's column sums
+            by `scale` gives them in normalised units: the same as summing
+            normalised conductances, at a cost per output, not per weight.
+        scale: the column (or tensor) scale that maps the weights onto [-1, 1].
         spans: the row tiles' `(start, stop)`.
     """
 
     def __init__(self, weights, scale, spans):
         self.weights = weights
         self.scale = scale
+        self.inverse_scale = 1.0 / scale
         self.spans = spans
 
 
-def prepare_matrix(matrix, crossbar, seed=None, noise_gate=1.0):
-    """Normalises a matrix, draws its read noise and splits it into row tiles.
+def prepare_matrix(matrix, crossbar):
+    """Scales a matrix and splits it into row tiles.
 
     Args:
         matrix: the weight matrix, `(rows, cols)`, in weight units.
         crossbar: the `Crossbar`.
-        seed: a `keras.random.SeedGenerator`, an integer or None, for the
-            read noise.
-        noise_gate: multiplies the read noise (0 switches it off).
 
     Returns:
         A `PreparedMatrix`.
     """
     matrix = ops.convert_to_tensor(matrix)
-    scale = weight_scale(matrix, crossbar)
-    w_n = matrix / scale
+    return PreparedMatrix(matrix, weight_scale(matrix, crossbar), row_tiles(tuple(matrix.shape), crossbar))
+
+
+def noise_sd(x_n, kernel, inverse_scale, product, crossbar):
+    """The sd of a tile's column sums from read and output noise together, normalised units."""
+    variance = crossbar.output_noise**2
     if crossbar.read_noise > 0:
-        draw = keras.random.normal(tuple(matrix.shape), seed=seed, dtype=matrix.dtype)
-        read = (crossbar.read_noise * noise_gate) * ops.sqrt(ops.abs(ops.stop_gradient(w_n))) * draw
-        w_n = w_n + ops.stop_gradient(read)
-    return PreparedMatrix(w_n, scale, row_tiles(tuple(matrix.shape), crossbar))
+        reads = product.apply(ops.square(x_n), ops.abs(kernel)) * inverse_scale
+        variance = variance + crossbar.read_noise**2 * reads
+    return ops.sqrt(variance)
 
 
 def _per_column(values, like, axis):
@@ -264,7 +262,7 @@ def tile_sums(x, prepared, crossbar, product=MATMUL, input_ranges=None, output_d
         product: how the inputs drive the rows (`mat_keras.crossbar.products`).
         input_ranges: see `analog_product`.
         output_draws: None, or a callable `tile, sums -> standard normal
-            draw` shaped like the sums (gated), for output noise.
+            draw` shaped like the sums (gated), for read and output noise.
         learn_range: whether the ranges receive the range gradient.
         losses: a list to append the learned ranges' decay terms to, or None.
 
@@ -282,29 +280,33 @@ def tile_sums(x, prepared, crossbar, product=MATMUL, input_ranges=None, output_d
         x_t = product.tile_inputs(x, start, stop)
         x_n = normalise_inputs(x_t, input_range, crossbar.input_steps, learn_range)
         if learn_range and losses is not None and crossbar.input_range_decay > 0:
-            losses.append(range_decay_term(x_t / input_range, input_range, crossbar))
+            losses.append(range_decay_term(x_t, input_range, crossbar))
         kernel = product.tile_kernel(prepared.weights, start, stop)
-        sums = _analog_sums(x_n, kernel, product, crossbar, start, stop)
+        inverse = _per_column(prepared.inverse_scale, x_n, product.columns_axis)
+        sums = _analog_sums(x_n, kernel, inverse, product, crossbar, start, stop)
         if output_draws is not None:
-            sums = sums + ops.stop_gradient(crossbar.output_noise * output_draws(t, sums))
+            sd = noise_sd(ops.stop_gradient(x_n), ops.stop_gradient(kernel), inverse, product, crossbar)
+            sums = sums + ops.stop_gradient(sd * output_draws(t, sums))
         sums = _convert(sums, crossbar) * ops.stop_gradient(input_range)
         total = sums if total is None else total + sums
     return total * _per_column(prepared.scale, total, product.columns_axis)
 
 
-def _analog_sums(x_n, kernel, product, crossbar, start, stop):
-    """A tile's column sums of normalised inputs, with IR drop (forward only)."""
+def _analog_sums(x_n, kernel, inverse_scale, product, crossbar, start, stop):
+    """A tile's column sums of normalised inputs and conductances, with IR drop (forward only)."""
     if crossbar.ir_drop == 0:
-        return product.apply(x_n, kernel)
+        return product.apply(x_n, kernel) * inverse_scale
     held = ops.stop_gradient(x_n)
-    mean_weight = ops.mean(ops.abs(ops.stop_gradient(kernel)))
+    magnitude = ops.abs(ops.stop_gradient(kernel))
     if product.row_inputs:
+        mean_weight = ops.mean(ops.mean(magnitude, axis=0) * inverse_scale)
         loss = ir_drop_loss(product.mean_abs(held, start, stop), mean_weight, crossbar, stop - start)
         # Each row's loss scales its input: the same sums at the cost of one product.
-        return product.apply(x_n - ops.stop_gradient(held * loss), kernel)
+        return product.apply(x_n - ops.stop_gradient(held * loss), kernel) * inverse_scale
     # Patch rows: the kernel's mean over its tile's rows only (others are zero).
     rows = product.rows
-    mean_weight = mean_weight * (rows / (stop - start))
+    unrolled = product.spec.unroll(magnitude, ops) * ops.reshape(inverse_scale, (1, -1))
+    mean_weight = ops.mean(unrolled) * (rows / (stop - start))
     profile = np.zeros((rows, 1), dtype="float32")
     profile[start:stop, 0] = ir_drop_profile(stop - start)
     gamma = crossbar.ir_drop / crossbar.ir_drop_g_ratio
@@ -314,7 +316,7 @@ def _analog_sums(x_n, kernel, product, crossbar, start, stop):
         ops,
     )
     lost = gamma * mean_weight * product.mean_abs(held, start, stop) * product.apply(held, weighted)
-    return product.apply(x_n, kernel) - ops.stop_gradient(lost)
+    return (product.apply(x_n, kernel) - ops.stop_gradient(lost)) * inverse_scale
 
 
 def resolve_input_ranges(crossbar, tiles, input_ranges):
@@ -335,12 +337,12 @@ def resolve_input_ranges(crossbar, tiles, input_ranges):
     return [input_ranges[t] for t in range(tiles)]
 
 
-def output_noise_draws(crossbar, seed, noise_gate=1.0):
-    """Returns `tile, sums -> gated standard normal draw` for output noise, or None.
+def noise_draws(crossbar, seed, noise_gate=1.0):
+    """Returns `tile, sums -> gated standard normal draw` for read and output noise, or None.
 
     Each call draws for one tile's sums; the generator advances once per tile.
     """
-    if crossbar.output_noise == 0:
+    if not crossbar.is_noisy:
         return None
 
     def draw(tile, sums):
@@ -388,8 +390,8 @@ def analog_product(x, matrix, crossbar, product=MATMUL, input_ranges=None, seed=
     if isinstance(seed, int):
         # One generator for the read and the output draws, so they differ.
         seed = keras.random.SeedGenerator(seed)
-    prepared = prepare_matrix(matrix, crossbar, seed, noise_gate)
-    draws = output_noise_draws(crossbar, seed, noise_gate)
+    prepared = prepare_matrix(matrix, crossbar)
+    draws = noise_draws(crossbar, seed, noise_gate)
     return tile_sums(x, prepared, crossbar, product, input_ranges, draws, learn_range, losses)
 
 

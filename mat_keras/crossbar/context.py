@@ -119,9 +119,8 @@ class ChipContext:
     def stepper(self, layer, name, matrix, steps, sequences):
         """Returns the `RecurrentStep` of `layer`'s recurrent matrix for a sequence of `steps`.
 
-        The matrix is read once for the sequence (one read-noise draw); each
-        step's column sums get their own output noise, drawn here for all
-        steps so that the loop itself draws nothing.
+        Each step's column sums get their own read and output noise, drawn
+        here for all steps so that the loop itself draws nothing.
         """
         matrix = ops.convert_to_tensor(matrix)
         if self.recorder is not None or self.crossbar.is_ideal:
@@ -129,9 +128,9 @@ class ChipContext:
                 return ops.matmul(ops.cast(h, matrix.dtype), matrix)
 
             return RecurrentStep(exact, None)
-        prepared = prepare_matrix(matrix, self.crossbar, self.seed, self.noise_gate)
+        prepared = prepare_matrix(matrix, self.crossbar)
         noise = None
-        if self.crossbar.output_noise > 0:
+        if self.crossbar.is_noisy:
             batch = ops.shape(sequences)[0]
             shape = (steps, len(prepared.spans), batch, matrix.shape[1])
             noise = self.noise_gate * keras.random.normal(shape, seed=self.seed, dtype=matrix.dtype)
