@@ -28,6 +28,7 @@ from mat_keras.validation import check_integer, check_labels, check_same_length,
 # The results and their files, reachable here too (`mat.sweep.format_table`).
 from mat_keras.results import (  # noqa: F401
     SweepResult,
+    describe_crossbar,
     format_table,
     load_json,
     plot_results,
