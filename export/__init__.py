@@ -13,11 +13,13 @@ Example:
 >>> print(summary.table())
 >>> tables = export.load_tables("chip/")          # checksums verified
 >>> chip = export.apply_tables(model, "chip/", programming_noise=0.02, seed=0)
+>>> on_chip = export.simulate(model, "chip/", crossbar="standard", calibration_data=x_train[:1024])
 
 Modules: `layouts` (which weights become which matrix), `graph` (walking a
 model, BatchNorm pairing), `folding` (BatchNorm folding), `mapping` (scales,
 matrices onto levels), `tiles`, `tables` (files, manifest, loading), `apply`
-(weights back into a model), `cli` (`mat-keras export`). The device spec,
+(weights back into a model), `simulate` (those weights computed through a
+crossbar, on the tables' tiles), `cli` (`mat-keras export`). The device spec,
 `Device`, and the weight <-> conductance mapping are `mat_keras.devices`'.
 """
 
@@ -29,6 +31,7 @@ from mat_keras.export.errors import (
     TableIntegrityError,
     UnsupportedLayerError,
 )
+from mat_keras.export.simulate import crossbar_for_tiles, simulate
 from mat_keras.export.summary import ExportSummary, MatrixSummary
 from mat_keras.export.tables import (
     SCHEMA_VERSION,
@@ -55,8 +58,10 @@ __all__ = [
     "UnsupportedLayerError",
     "apply_tables",
     "conductance_tables",
+    "crossbar_for_tiles",
     "fold_batchnorm",
     "load_tables",
     "resolve_programming_noise",
+    "simulate",
     "tile_grid",
 ]

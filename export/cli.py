@@ -12,6 +12,11 @@ model and of the model re-imported from the tables.
 With `--task --programming-noise pcm --time 1y`, the re-imported model is
 programmed on a device model and read a year later (see `export.apply`).
 
+With `--task --simulate standard`, the accuracy of the chip the tables
+program is reported too: the re-imported weights computed through that
+crossbar, on the tables' tiles (`export.simulate`; without `--tile`, the
+tiles are the crossbar's, 256 where it sets none).
+
 `mat_keras.cli` adds the subcommand with `add_parser`, whose handler is
 `run`; bad input raises `MatKerasError` subclasses, which it reports in one
 sentence with exit status 2.
@@ -28,14 +33,18 @@ from mat_keras.devices import Device, DeviceModel, format_time
 from mat_keras.errors import InvalidArgumentError, ModelFileError
 from mat_keras.export import apply_tables, conductance_tables
 from mat_keras.export.apply import resolve_programming
+from mat_keras.export.simulate import check_digital_biases, crossbar_for_tiles, simulate
 from mat_keras.export.files import check_output_dir
 from mat_keras.export.mapping import check_per, check_scale
 from mat_keras.export.tables import check_formats
 from mat_keras.export.weights import check_bias_mode, plain_model
 from mat_keras.io_utils import check_input_file, check_output_path, load_model_file
+from mat_keras.results import describe_crossbar
 from mat_keras.validation import check_non_negative, check_seed
 from mat_keras.zoo import tasks
 from mat_keras.zoo.datasets import DATASETS
+
+DEFAULT_TILE = (256, 256)
 
 
 def add_parser(subparsers):
@@ -71,7 +80,11 @@ def add_arguments(parser):
         "reference column at mid conductance)",
     )
     mapping = parser.add_argument_group("mapping")
-    mapping.add_argument("--tile", default="256x256", help="crossbar tile ROWSxCOLS, in weights (default 256x256)")
+    mapping.add_argument(
+        "--tile", default=None,
+        help="crossbar tile ROWSxCOLS, in weights (default 256x256; with --simulate, the crossbar's tile "
+        "size, 256 where it sets none)",
+    )
     mapping.add_argument("--format", default="npz,csv", help="npz or npz,csv (one CSV per tile; default npz,csv)")
     mapping.add_argument(
         "--scale", default="max",
@@ -104,7 +117,13 @@ def add_arguments(parser):
         "--no-compensation", action="store_true",
         help="with a device model: no global drift compensation (default: the device model's setting)",
     )
-    check.add_argument("--seed", type=int, default=0, help="seed of the programming noise (default 0)")
+    check.add_argument(
+        "--simulate", default=None, metavar="CROSSBAR",
+        help=f"also report the accuracy of the simulated chip computing through {runs.CROSSBAR_HELP}; "
+        "its tiles must be the tables'",
+    )
+    check.add_argument("--seed", type=int, default=0,
+                       help="seed of the programming noise and of the simulated chip's noise (default 0)")
 
 
 def parse_levels(text):
@@ -150,14 +169,15 @@ def run(args):
         MatKerasError: bad options, an unreadable model, an existing folder,
             an unsupported layer, or a dataset that cannot be loaded.
     """
-    device, programming = check_arguments(args)
+    device, programming, tile, simulation = check_arguments(args)
+    loaded = load_model_file(args.model)
     # A wrapped (NoisyWeights) model is judged by its clean weights.
-    model = plain_model(load_model_file(args.model))
+    model = plain_model(loaded)
     summary = conductance_tables(
         model,
         args.out_dir,
         device=device,
-        tile=args.tile,
+        tile=tile,
         formats=args.format,
         overwrite=args.overwrite,
         scale=args.scale,
@@ -181,6 +201,18 @@ def run(args):
             f"original {100 * original:.2f} %, re-imported from the tables {100 * reimported:.2f} % "
             f"({100 * (reimported - original):+.2f} points{_describe(args, programming)})"
         )
+        if simulation is not None:
+            # The loaded model: a model trained through this crossbar keeps its learned ranges.
+            chip = simulate(
+                loaded, args.out_dir, crossbar=simulation, programming_noise=noise, seed=args.seed,
+                time=time, compensation=compensation, calibration_data=data.x_train[:1024],
+            )
+            simulated = accuracy(chip, data)
+            print(
+                f"Simulated chip through the crossbar {describe_crossbar(simulation.get_config())} "
+                f"on {tile[0]}x{tile[1]} tiles: {100 * simulated:.2f} % "
+                f"({100 * (simulated - original):+.2f} points against the original)"
+            )
     return 0
 
 
@@ -188,18 +220,24 @@ def check_arguments(args):
     """Checks every option before the model loads: a typo fails fast, and nothing is written.
 
     Returns:
-        `(device, programming)`: the `Device` and `resolve_programming`'s
-        triple.
+        `(device, programming, tile, simulation)`: the `Device`,
+        `resolve_programming`'s triple, the `(rows, cols)` tile and the
+        `--simulate` crossbar, checked against that tile (None without
+        `--simulate`).
 
     Raises:
         MatKerasError: the first bad option, in one sentence.
     """
     device = Device(args.g_min, args.g_max, parse_levels(args.levels), args.scheme)
-    check_tile(args.tile)
+    simulation = _simulation(args)
+    tile = _tile(args.tile, simulation)
     check_formats(args.format)
     check_scale(args.scale)
     check_per(args.per)
     check_bias_mode(args.bias)
+    if simulation is not None:
+        check_digital_biases(args.bias)
+        crossbar_for_tiles(simulation, tile)
     programming = _programming(args, device)
     check_seed(args.seed, "--seed", allow_none=False)
     if args.task:
@@ -208,7 +246,25 @@ def check_arguments(args):
     check_input_file(args.model, "model file", ModelFileError)
     check_output_dir(args.out_dir, args.overwrite)
     check_output_path(args.out_dir, "The tables folder", kind="folder")
-    return device, programming
+    return device, programming, tile, simulation
+
+
+def _simulation(args):
+    """The `--simulate` crossbar, or None; it needs `--task`, whose data it is scored on."""
+    if args.simulate is None:
+        return None
+    if not args.task:
+        raise InvalidArgumentError("--simulate only applies with --task.")
+    return runs.parse_crossbar(args.simulate, "--simulate")
+
+
+def _tile(text, simulation):
+    """The tables' tile: `--tile`, else the simulated crossbar's size (256 where it sets none)."""
+    if text is not None:
+        return check_tile(text)
+    if simulation is None:
+        return DEFAULT_TILE
+    return tuple(size or default for size, default in zip((simulation.tile_rows, simulation.tile_cols), DEFAULT_TILE))
 
 
 def _programming(args, device):

@@ -7,6 +7,11 @@ and evaluates the model at each, with and without global drift compensation.
 As `mat_keras.robustness_sweep`, it perturbs the weights in place, reuses the
 compiled evaluation and restores the clean weights afterwards.
 
+With a crossbar, the programmed and read weights go into the model's chip
+twin (`mat_keras.sweep.chip_twin`), which computes every product through
+the crossbar: programming, drift and compensation as without, then the chip
+forward.
+
 Times are seconds after programming; `mat_keras.devices.parse_time` also
 reads `"1h"`, `"30d"`, `"1y"`, and `format_time` writes them back for tables.
 """
@@ -29,7 +34,7 @@ from mat_keras.errors import InvalidArgumentError
 from mat_keras.layers import is_bias
 from mat_keras.progress import Progress
 from mat_keras.results import DeploymentResult
-from mat_keras.sweep import make_evaluator
+from mat_keras.sweep import check_chip_arguments, check_data, chip_twin, make_evaluator
 from mat_keras.validation import check_integer, check_seed
 from mat_keras.wrapping import perturbed_variables
 
@@ -90,6 +95,8 @@ def deployment_sweep(
     name=None,
     data=None,
     verbose=1,
+    crossbar=None,
+    calibration_data=None,
 ):
     """Measures accuracy on a simulated chip at several times after programming.
 
@@ -115,6 +122,13 @@ def deployment_sweep(
     An uncompiled model is compiled with sparse categorical cross-entropy
     on logits and accuracy.
 
+    With a `crossbar`, each chip's weights go into the model's chip twin
+    (`mat_keras.sweep.chip_twin`) and every product is computed through the
+    crossbar (tiles, DAC, read and output noise, IR drop, ADC), its noise
+    seeded from `seed`; learned input ranges are kept, ranges never set
+    are calibrated first from `calibration_data` or the first inputs of
+    `x`. The model itself is not touched.
+
     Args:
         model: a Keras classifier (wrapped or plain).
         x: inputs (array) or a `tf.data.Dataset` / PyDataset of `(x, y)`.
@@ -134,15 +148,21 @@ def deployment_sweep(
         data: a description of the evaluation data, kept in the results.
         verbose: 1 shows a Keras progress bar on a terminal, and one line
             per draw when the output is a file or a pipe; 0 shows nothing.
+        crossbar: None (exact products), or the chip the programmed
+            weights compute through (`mat_keras.crossbar.get`: a
+            `Crossbar`, `"ideal"`, `"standard"`, a dict of settings).
+        calibration_data: sample inputs (an array) to calibrate the
+            crossbar's input ranges with; None takes the first inputs of `x`.
 
     Returns:
         A list of `DeploymentResult`: `[uncompensated, compensated]` for
-        `"both"`, else one.
+        `"both"`, else one (their `crossbar` the crossbar's config, or None).
 
     Raises:
-        InvalidArgumentError: a bad device, time, draw count, seed or
-            setting, or array inputs and labels that do not fit each other
-            or the model (`mat_keras.sweep.check_data`).
+        InvalidArgumentError: a bad device, time, draw count, seed,
+            crossbar, calibration data or setting, or array inputs and
+            labels that do not fit each other or the model
+            (`mat_keras.sweep.check_data`).
 
     Example:
 
@@ -150,15 +170,19 @@ def deployment_sweep(
     ...                                      times=["1s", "1d", "1y"], draws=5)
     >>> print(mat_keras.sweep.format_table(results))
     >>> mat_keras.sweep.plot_results(results, path="deployment.png")
+    >>> chip = mat_keras.deployment_sweep(model, x_test, y_test, device="pcm", crossbar="standard")
     """
     times, settings = _check_arguments(times, draws, compensation, biases)
     seed = check_seed(seed)
-    # Checks the data before the device is read.
-    evaluate = make_evaluator(model, x, y, batch_size)
+    chip = check_chip_arguments(crossbar, calibration_data)
+    # Checks the data before the device is read and the twin made.
+    check_data(model, x, y)
     family = resolve_device(device)
     simulator = family if isinstance(family, DeviceModel) else _WeightNoise(family)
+    target = model if chip is None else chip_twin(model, chip, x, seed, batchnorm, calibration_data)
+    evaluate = make_evaluator(target, x, y, batch_size)
     variables = [
-        v for v in perturbed_variables(model, batchnorm=batchnorm)
+        v for v in perturbed_variables(target, batchnorm=batchnorm)
         if biases == "devices" or not is_bias(v)
     ]
     clean = [keras.ops.convert_to_numpy(v).copy() for v in variables]
@@ -209,6 +233,7 @@ def deployment_sweep(
                 seed=seed,
                 data=data or "",
                 compensated=compensate,
+                crossbar=None if chip is None else chip.get_config(),
             )
         )
     return results

@@ -35,6 +35,8 @@ class LevelResult:
         noise: config of the noise model or device (`mat_keras.noise.serialize`).
         seed: the seed the draws came from.
         data: a description of the evaluation data.
+        crossbar: config of the crossbar the model computed through
+            (`Crossbar.get_config()`), or None for exact products.
     """
 
     accuracy: np.ndarray
@@ -43,6 +45,7 @@ class LevelResult:
     noise: dict = None
     seed: int = None
     data: str = ""
+    crossbar: dict = None
 
     # The field that holds the levels, its key in JSON files, summaries and
     # CSV columns, and how tables and plots label it.
@@ -126,6 +129,7 @@ class LevelResult:
                 "seed": self.seed,
                 "noise": self.noise,
                 "data": self.data,
+                "crossbar": self.crossbar,
                 "accuracy": self.accuracy.tolist(),
                 "loss": [[None if not np.isfinite(v) else float(v) for v in row] for row in self.loss],
                 "summary": self.summary(),
@@ -146,6 +150,7 @@ class LevelResult:
             "noise": data.get("noise"),
             "seed": data.get("seed"),
             "data": data.get("data", ""),
+            "crossbar": data.get("crossbar"),
         }
 
     @classmethod
@@ -182,7 +187,8 @@ class SweepResult(LevelResult):
 
     Attributes:
         sds: the noise levels, one per row.
-        (and those of `LevelResult`: accuracy, loss, name, noise, seed, data)
+        (and those of `LevelResult`: accuracy, loss, name, noise, seed, data,
+            crossbar)
 
     Example:
 
@@ -209,7 +215,8 @@ class DeploymentResult(LevelResult):
     Attributes:
         times: the times after programming in seconds, one per row.
         compensated: whether global drift compensation was applied.
-        (and those of `LevelResult`: accuracy, loss, name, noise, seed, data)
+        (and those of `LevelResult`: accuracy, loss, name, noise, seed, data,
+            crossbar)
     """
 
     times: list = dataclasses.field(kw_only=False)
@@ -248,8 +255,47 @@ class DeploymentResult(LevelResult):
 _KINDS = {cls.kind: cls for cls in (SweepResult, DeploymentResult)}
 
 
+def describe_crossbar(config):
+    """How a result's crossbar reads in a table: its alias, or its settings.
+
+    Args:
+        config: a `Crossbar` config dict, or None.
+
+    Returns:
+        `"none"` for None, the alias (`"standard"`) of a preset's config,
+        else the `Crossbar(...)` of the settings that differ from the defaults.
+
+    Example:
+
+    >>> describe_crossbar(mat_keras.crossbar.get("standard").get_config())
+    'standard'
+    """
+    if config is None:
+        return "none"
+    from mat_keras import crossbar as crossbar_lib
+
+    chip = crossbar_lib.Crossbar.from_config(config)
+    for alias in crossbar_lib.aliases():
+        if crossbar_lib.get(alias) == chip:
+            return alias
+    return repr(chip)
+
+
+def _crossbar_lines(results):
+    """The table's closing lines naming the crossbars the results computed through ([] for none)."""
+    described = [describe_crossbar(r.crossbar) for r in results]
+    if all(r.crossbar is None for r in results):
+        return []
+    if len(set(described)) == 1:
+        return [f"through the crossbar: {described[0]}"]
+    return [f"{r.name}: crossbar {text}" for r, text in zip(results, described)]
+
+
 def format_table(results):
-    """Text table of several results over the same levels."""
+    """Text table of several results over the same levels.
+
+    Results computed through a crossbar name it below the rows.
+    """
     levels = results[0].levels
     for result in results[1:]:
         if list(result.levels) != list(levels):
@@ -264,6 +310,7 @@ def format_table(results):
             for r in results
         ]
         lines.append(first.level_label(level).ljust(14) + "".join(cells))
+    lines.extend(_crossbar_lines(results))
     return "\n".join(lines)
 
 

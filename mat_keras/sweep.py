@@ -5,6 +5,12 @@ model's weights, evaluates, and repeats for `draws` draws: a Monte-Carlo
 estimate of how a network programmed onto noisy devices performs. The weights
 are perturbed in place and restored afterwards, so the model is neither copied
 nor retraced. The results, their tables and files are in `mat_keras.results`.
+
+With a crossbar, the sweep evaluates a chip twin of the model instead
+(`chip_twin`: `mat_keras.chip_model`, its input ranges calibrated when they
+were never set, its read and output noise seeded from the sweep's seed) and
+perturbs the twin's weights the same way: the products then go through the
+chip (`mat_keras.crossbar`). `mat_keras.deployment_sweep` does the same.
 """
 
 import functools
@@ -12,6 +18,7 @@ import functools
 import keras
 import numpy as np
 
+from mat_keras import crossbar as crossbar_lib
 from mat_keras import noise as noise_lib
 from mat_keras.backend_utils import array_batches, compile_function, stateless_draw
 from mat_keras.errors import InvalidArgumentError
@@ -21,16 +28,21 @@ from mat_keras.validation import check_integer, check_labels, check_same_length,
 # The results and their files, reachable here too (`mat.sweep.format_table`).
 from mat_keras.results import (  # noqa: F401
     SweepResult,
+    describe_crossbar,
     format_table,
     load_json,
     plot_results,
     save_csv,
     save_json,
 )
-from mat_keras.wrapping import perturbed_variables
+from mat_keras.wrapping import chip_model, noisy_layers, perturbed_variables
 
 DEFAULT_SDS = (0.0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3)
 _ACCURACY_KEYS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy")
+
+# Mixed into the sweep's seed for the chip's noise streams, so that they are
+# not the weight draws' stream (`keras.random.SeedGenerator(seed)`).
+_CHIP_STREAM = 0x43484950  # "CHIP"
 
 
 def _accuracy_key(logs):
@@ -121,6 +133,156 @@ def make_evaluator(model, x, y=None, batch_size=256):
     return evaluate
 
 
+def check_chip_arguments(crossbar, calibration_data):
+    """Resolves a sweep's `crossbar` and checks its `calibration_data`, before any work.
+
+    Args:
+        crossbar: None, or anything `mat_keras.crossbar.get` resolves.
+        calibration_data: None, or sample inputs (an array).
+
+    Returns:
+        The `Crossbar`, or None.
+
+    Raises:
+        InvalidArgumentError: an unknown alias or bad settings, calibration
+            data without a crossbar, or calibration data that is not an
+            array of at least one input.
+    """
+    crossbar = crossbar_lib.get(crossbar)
+    if calibration_data is None:
+        return crossbar
+    if crossbar is None:
+        raise InvalidArgumentError(
+            "calibration_data sets a crossbar's input ranges: give it with crossbar=..."
+        )
+    if not hasattr(calibration_data, "shape") or len(calibration_data) == 0:
+        raise InvalidArgumentError("calibration_data must be an array of at least one input.")
+    return crossbar
+
+
+def sample_inputs(x, samples=1024):
+    """Returns the first `samples` inputs of an array or of a dataset's batches, as an array.
+
+    Args:
+        x: an array, or a `tf.data.Dataset` / PyDataset / iterable of
+            `(x, y)` batches (or of input batches).
+        samples: how many inputs to take at most.
+
+    Returns:
+        A numpy array of at most `samples` inputs.
+
+    Raises:
+        InvalidArgumentError: `x` holds no inputs.
+
+    Example:
+
+    >>> sample_inputs(data.test_dataset(256), 1024).shape
+    (1024, 28, 28)
+    """
+    if hasattr(x, "shape"):
+        inputs = np.asarray(x[:samples])
+    else:
+        if isinstance(x, keras.utils.PyDataset):
+            count = x.num_batches if x.num_batches is not None else len(x)
+            batches = (x[i] for i in range(count))
+        else:
+            batches = iter(x)
+        taken, total = [], 0
+        for batch in batches:
+            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+            inputs = np.asarray(inputs)
+            taken.append(inputs[: samples - total])
+            total += len(taken[-1])
+            if total >= samples:
+                break
+        inputs = np.concatenate(taken) if taken else np.zeros((0,))
+    if len(inputs) == 0:
+        raise InvalidArgumentError("The evaluation data holds no inputs to calibrate the crossbar with.")
+    return inputs
+
+
+def seed_chip_noise(model, seed):
+    """Restarts the noise streams of `model`'s chip wrappers from `seed`.
+
+    Wrapper `i` with a crossbar gets its own seed, drawn from `seed` with
+    `numpy.random.SeedSequence` apart from the sweeps' weight draws, so the
+    same seed gives the same read and output noise, and never the weight
+    draws' numbers.
+
+    Args:
+        model: a model with `NoisyWeights` layers.
+        seed: an integer from 0 to 2**32 - 1, or None (fresh seeds).
+
+    Example:
+
+    >>> seed_chip_noise(twin, 0)
+    """
+    chips = [layer for layer in noisy_layers(model) if layer.crossbar is not None]
+    entropy = None if seed is None else [int(seed), _CHIP_STREAM]
+    seeds = np.random.SeedSequence(entropy).generate_state(max(1, len(chips)))
+    for layer, layer_seed in zip(chips, seeds):
+        state = layer.seed_generator.state
+        state.assign(keras.ops.convert_to_tensor([int(layer_seed), 0], dtype=state.dtype))
+
+
+def _compile_like(twin, model):
+    """Compiles `twin` with `model`'s loss and metrics (none: `make_evaluator`'s default)."""
+    if not model.compiled:
+        return
+    try:
+        config = keras.saving.deserialize_keras_object(model.get_compile_config())
+    except (TypeError, ValueError):  # a loss or metric that does not serialise
+        config = {"loss": model.loss, "metrics": ["accuracy"]}
+    # Only evaluated: no optimizer state to build.
+    config.pop("optimizer", None)
+    twin.compile(**config)
+
+
+def chip_twin(model, crossbar, x=None, seed=0, batchnorm=False, calibration_data=None):
+    """Returns the copy of `model` that a sweep evaluates through `crossbar`.
+
+    The copy is `mat_keras.chip_model(model, crossbar)`: a model trained
+    through the same crossbar keeps its learned input ranges, any other is
+    wrapped with it. Ranges that were never trained or calibrated
+    (`mat_keras.crossbar.needs_calibration`) are calibrated from
+    `calibration_data`, else from the first inputs of `x`. The chip's read
+    and output noise start from `seed` (`seed_chip_noise`). The copy is
+    compiled with `model`'s loss and metrics when `model` is compiled.
+
+    Args:
+        model: a Sequential or functional model, wrapped or plain.
+        crossbar: anything `mat_keras.crossbar.get` resolves (not None).
+        x: the evaluation inputs (array or dataset), for the calibration.
+        seed: seed of the chip's noise, or None.
+        batchnorm: also wrap BatchNormalization (see `chip_model`).
+        calibration_data: sample inputs (an array) for the calibration.
+
+    Returns:
+        The chip twin, a new model; `model` is not modified.
+
+    Raises:
+        InvalidArgumentError: a bad crossbar, or ranges to calibrate and no
+            inputs to calibrate them with.
+
+    Example:
+
+    >>> twin = mat_keras.sweep.chip_twin(model, "standard", x_test, seed=0)
+    >>> twin.evaluate(x_test, y_test)
+    """
+    twin = chip_model(model, crossbar_lib.get(crossbar), seed=0, batchnorm=batchnorm)
+    if crossbar_lib.needs_calibration(twin):
+        if calibration_data is None:
+            if x is None:
+                raise InvalidArgumentError(
+                    "The crossbar's input ranges need calibrating: give calibration_data."
+                )
+            calibration_data = sample_inputs(x)
+        crossbar_lib.calibrate_input_ranges(twin, calibration_data)
+    seed_chip_noise(twin, seed)
+    _compile_like(twin, model)
+    return twin
+
+
 # Compiled draw functions, reused by later sweeps of the same family and
 # weight shapes: compiling costs seconds on JAX.
 _DRAW_CACHE = {}
@@ -179,6 +341,8 @@ def robustness_sweep(
     name=None,
     data=None,
     verbose=1,
+    crossbar=None,
+    calibration_data=None,
 ):
     """Measures accuracy and loss under weight noise at several levels.
 
@@ -192,6 +356,14 @@ def robustness_sweep(
     An uncompiled model is compiled with sparse categorical cross-entropy on
     logits and accuracy. `NoisyWeights` layers evaluate with their clean
     (here: perturbed) weights, so wrapped and plain models sweep alike.
+
+    With a `crossbar`, the sweep evaluates the model's chip twin
+    (`chip_twin`): the same weights perturbed by the same draws, then every
+    product computed through the crossbar. A model trained through that
+    crossbar keeps its learned input ranges; ranges never set are
+    calibrated first, from `calibration_data` or the first 1,024 inputs of
+    `x`. The chip's read and output noise is seeded from `seed` too. The
+    model itself is not touched.
 
     Args:
         model: a Keras classifier.
@@ -210,27 +382,37 @@ def robustness_sweep(
         verbose: 1 shows a Keras progress bar on a terminal, and one line
             per noise level when the output is a file or a pipe
             (`mat_keras.progress.Progress`); 0 shows nothing.
+        crossbar: None (exact products), or the chip to compute through:
+            a `mat_keras.crossbar.Crossbar`, `"ideal"`, `"standard"` or a
+            dict of settings (`mat_keras.crossbar.get`). A model trained
+            through a crossbar computes through it only when it is given.
+        calibration_data: sample inputs (an array) to calibrate the
+            crossbar's input ranges with; None takes the first inputs of `x`.
 
     Returns:
-        A `SweepResult`.
+        A `SweepResult` (its `crossbar` the crossbar's config, or None).
 
     Raises:
-        InvalidArgumentError: a bad level, draw count or seed, or array
-            inputs and labels that do not fit each other or the model
-            (`check_data`).
+        InvalidArgumentError: a bad level, draw count, seed, crossbar or
+            calibration data, or array inputs and labels that do not fit
+            each other or the model (`check_data`).
 
     Example:
 
     >>> result = mat_keras.robustness_sweep(model, x_test, y_test,
     ...                                     sds=[0, 0.1, 0.2], draws=10)
     >>> print(result.table())
+    >>> on_chip = mat_keras.robustness_sweep(model, x_test, y_test, crossbar="standard")
     """
     sds = _check_levels(sds, draws)
     seed = check_seed(seed)
     family = noise_lib.get(noise)
-    # Checks the data before the draws are compiled (seconds on JAX).
-    evaluate = make_evaluator(model, x, y, batch_size)
-    variables = perturbed_variables(model, batchnorm=batchnorm)
+    chip = check_chip_arguments(crossbar, calibration_data)
+    # Checks the data before the twin is made and the draws are compiled (seconds on JAX).
+    check_data(model, x, y)
+    target = model if chip is None else chip_twin(model, chip, x, seed, batchnorm, calibration_data)
+    evaluate = make_evaluator(target, x, y, batch_size)
+    variables = perturbed_variables(target, batchnorm=batchnorm)
     clean = [keras.ops.convert_to_tensor(keras.ops.convert_to_numpy(v)) for v in variables]
     generator = keras.random.SeedGenerator(seed)
     draws_at = _compiled_draws(family, sds, clean)
@@ -259,4 +441,5 @@ def robustness_sweep(
         noise=noise_lib.serialize(family),
         seed=seed,
         data=data or "",
+        crossbar=None if chip is None else chip.get_config(),
     )

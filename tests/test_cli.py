@@ -52,6 +52,43 @@ def test_train_against_a_device_model(tmp_path, capsys):
     assert [r["name"] for r in results] == ["vanilla", "MAT"] and results[1]["sds"] == [0.0, 0.1]
 
 
+def test_train_through_a_crossbar_keeps_it_in_the_saved_model(tmp_path, capsys):
+    import keras
+
+    import mat_keras
+
+    argv = ["train", "--task", "mnist-5k", "--epochs", "2", "--clean-epochs", "1", "--batch-size", "256",
+            "--draws", "1", "--sds", "0,0.1", "--crossbar", "standard", "--out-dir", str(tmp_path),
+            "--save", str(tmp_path / "chip.keras")]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "through the crossbar standard" in printed and "through the crossbar: standard" in printed
+    noisy = mat_keras.noisy_layers(keras.saving.load_model(tmp_path / "chip.keras"))
+    assert noisy and all(layer.crossbar == mat_keras.crossbar.standard() for layer in noisy)
+    # Set from the training inputs at the switch, then learned: no longer the initial 3.
+    assert all(float(layer.ranges_set) == 1 for layer in noisy)
+    assert any((keras.ops.convert_to_numpy(v) != 3.0).any() for layer in noisy for v in layer.input_ranges.values())
+    results = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["crossbar"] for r in results] == [mat_keras.crossbar.standard().get_config()] * 2
+
+
+def test_evaluate_through_a_crossbar(tmp_path, capsys):
+    from mat_keras import zoo
+
+    path = tmp_path / "mlp.keras"
+    zoo.mnist_mlp().save(path)
+    chip = '{"tile_rows": 256, "input_bits": 8, "input_range": "calibrated", "output_noise": 0.04}'
+    common = [str(path), "--task", "mnist-5k", "--draws", "1", "--crossbar", chip]
+    assert cli.main(["evaluate", *common, "--sds", "0,0.1", "--out-dir", str(tmp_path / "sweep")]) == 0
+    assert cli.main(["evaluate", *common, "--device", "pcm", "--times", "1s,1y", "--out-dir", str(tmp_path / "pcm")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("through the crossbar Crossbar(tile_rows=256, input_steps=254, input_range='calibrated'") == 2
+    (swept,) = [json.loads((tmp_path / "sweep" / "sweep.json").read_text())]
+    deployed = json.loads((tmp_path / "pcm" / "deployment.json").read_text())
+    assert swept["crossbar"]["tile_rows"] == 256 and swept["crossbar"]["input_range"] == "calibrated"
+    assert [r["crossbar"] for r in deployed] == [swept["crossbar"]] * 2
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

@@ -217,35 +217,10 @@ def test_presets_and_serialisation():
     assert cb.aliases() == ["ideal", "standard"]
 
 
-@pytest.mark.parametrize(
-    "settings, words",
-    [
-        ({"input_bits": 2.5}, "input_bits"),
-        ({"input_bits": 0}, "input_bits"),
-        ({"output_steps": -3, "output_bound": 1.0}, "output_steps"),
-        ({"input_bits": 8, "input_steps": 254}, "not both"),
-        ({"tile_rows": 0}, "tile_rows"),
-        ({"tile_cols": 1.5}, "tile_cols"),
-        ({"output_bound": 0.0}, "output_bound"),
-        ({"output_bound": -1.0}, "output_bound"),
-        ({"output_steps": 254}, "output_bound"),
-        ({"input_range": 0.0}, "input_range"),
-        ({"input_range": "guessed"}, "input_range"),
-        ({"output_noise": -0.1}, "output_noise"),
-        ({"read_noise": float("nan")}, "read_noise"),
-        ({"ir_drop": -1.0}, "ir_drop"),
-        ({"weight_scaling": "row"}, "weight_scaling"),
-        ({"tile_size": 3}, "tile_size"),
-    ],
-)
-def test_bad_settings_are_one_clear_error(settings, words):
-    with pytest.raises(InvalidArgumentError, match=words):
-        cb.get(settings)
+# Bad settings and aliases: one table, in tests/test_api_errors.py (BAD_CROSSBARS).
 
 
-def test_unknown_alias_and_missing_ranges_are_clear_errors():
-    with pytest.raises(InvalidArgumentError, match="standard"):
-        cb.get("fancy")
+def test_missing_ranges_are_clear_errors():
     x, w = _data()
     with pytest.raises(InvalidArgumentError, match="input_ranges"):
         cb.analog_matmul(x, w, cb.get("standard"))

@@ -85,6 +85,7 @@ def train_two_phase(
     init=None,
     verbose=2,
     callbacks=(),
+    crossbar=None,
 ):
     """Trains the task's model clean, then with weight noise (MAT).
 
@@ -93,6 +94,11 @@ def train_two_phase(
     same run (same optimizer state) up to `epochs` with the noise on: the
     seed's Gaussian noise of `noise_sd`, or the noise or device model
     `noise`. Weights are clipped after every step when `clip_w` is set.
+    With a `crossbar`, the MAT phase computes through it
+    (`mat_keras.wrap(crossbar=...)`): its learned or calibrated input ranges
+    are set from the first 1,024 training inputs at the switch
+    (`TwoPhaseSchedule(calibration_data=...)`), and the robust model keeps
+    the crossbar when saved.
 
     Args:
         task: a `zoo.tasks.Task`.
@@ -110,13 +116,15 @@ def train_two_phase(
             is skipped and it is the vanilla model.
         verbose: Keras `fit` verbosity.
         callbacks: more Keras callbacks for both phases.
+        crossbar: None, or the chip the MAT phase trains through
+            (`mat_keras.crossbar.get`: a `Crossbar`, `"standard"`, a dict).
 
     Returns:
         A `TwoPhaseRun`.
 
     Raises:
         InvalidArgumentError: both `noise` and `noise_sd`, an unknown noise
-            model, or more clean epochs than epochs.
+            model or crossbar, or more clean epochs than epochs.
 
     Example:
 
@@ -138,6 +146,7 @@ def train_two_phase(
         raise InvalidArgumentError("Give noise or noise_sd, not both.")
     if noise is None:
         noise = mat.noise.Gaussian(task.noise_sd if noise_sd is None else noise_sd)
+    crossbar = mat.crossbar.get(crossbar)
     clip_w = task.clip_w if clip_w is None else clip_w
     batch_size = batch_size or task.batch_size
     keras.utils.set_random_seed(seed)
@@ -146,10 +155,12 @@ def train_two_phase(
         model_name, num_classes=data.num_classes, input_shape=data.input_shape
     )
     check_model_fits(model, data)
-    robust = mat.wrap(model, noise=noise, seed=seed)
+    robust = mat.wrap(model, noise=noise, seed=seed, crossbar=crossbar)
     optimizer = task.make_optimizer(learning_rate)
     compile_classifier(robust, optimizer)
-    schedule = [mat.TwoPhaseSchedule(clean_epochs)]
+    # Ranges to set from data: the chip's inputs as the clean-trained network gives them.
+    ranges = crossbar is not None and isinstance(crossbar.input_range, str)
+    schedule = [mat.TwoPhaseSchedule(clean_epochs, calibration_data=data.x_train[:1024] if ranges else None)]
     if clip_w:
         schedule.append(mat.WeightClip(clip_w))
     if task.lr_milestones:

@@ -2,10 +2,14 @@
 
     mat-keras evaluate model.keras --task mnist-5k [--sds 0,0.1,0.2]
     mat-keras evaluate model.keras --task mnist-5k --device pcm [--times 1s,1h,1y]
+    mat-keras evaluate model.keras --task mnist-5k --device pcm --crossbar standard
 
 The first sweeps Gaussian weight-noise levels; the second programs the
 weights on a simulated chip and reads them at several times after
-programming (`mat_keras.deployment`).
+programming (`mat_keras.deployment`). With `--crossbar`, either computes
+every product through that crossbar (`mat_keras.crossbar`): a model trained
+through it keeps its learned input ranges, others are calibrated on the
+first 1,024 training inputs.
 """
 
 import os
@@ -15,6 +19,7 @@ from mat_keras.commands import runs
 from mat_keras.devices import parse_time, resolve_device
 from mat_keras.errors import InvalidArgumentError, ModelFileError
 from mat_keras.io_utils import check_input_file, load_model_file
+from mat_keras.results import describe_crossbar
 from mat_keras.zoo.training import check_model_fits
 
 
@@ -43,6 +48,10 @@ def add_parser(subparsers):
         "--no-compensation", action="store_true",
         help="with --device: only without global drift compensation (default: with and without)",
     )
+    parser.add_argument(
+        "--crossbar", default=None,
+        help=f"compute through a chip: {runs.CROSSBAR_HELP} (default: exact products)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -53,20 +62,21 @@ def run(args):
         MatKerasError: bad options, an unreadable model, a model that does
             not fit the task's data, or a dataset that cannot be loaded.
     """
+    crossbar = None if args.crossbar is None else runs.parse_crossbar(args.crossbar)
     if args.device is not None:
-        return _run_deployment(args)
+        return _run_deployment(args, crossbar)
     for option, given in (("--times", args.times is not None), ("--no-compensation", args.no_compensation)):
         if given:
             raise InvalidArgumentError(f"{option} needs --device.")
     runs.check_sweep_arguments(args)
     check_input_file(args.model, "model file", ModelFileError)
     name, model, task, data = _load(args)
-    runs.sweep_and_report([(name, model)], args, task, data)
+    runs.sweep_and_report([(name, model)], args, task, data, crossbar=crossbar)
     return 0
 
 
-def _run_deployment(args):
-    """`evaluate --device`: a deployment sweep over time; table, JSON, CSV and PNG."""
+def _run_deployment(args, crossbar=None):
+    """`evaluate --device`: a deployment sweep over time (through `crossbar`); table, JSON, CSV and PNG."""
     if args.sds is not None:
         raise InvalidArgumentError("--sds sets noise levels; with --device give --times instead.")
     runs.check_sweep_arguments(args)
@@ -79,7 +89,8 @@ def _run_deployment(args):
     check_input_file(args.model, "model file", ModelFileError)
     device = resolve_device(runs.device_identifier(args.device, "--device"))
     name, model, task, data = _load(args)
-    print(f"Deployment of {name} on {type(device).__name__}: {len(times)} times x {args.draws} "
+    chip = "" if crossbar is None else f" through the crossbar {describe_crossbar(crossbar.get_config())}"
+    print(f"Deployment of {name} on {type(device).__name__}{chip}: {len(times)} times x {args.draws} "
           f"programmings on {data.name} test data")
     results = deployment.deployment_sweep(
         model,
@@ -92,6 +103,8 @@ def _run_deployment(args):
         name=name,
         data=data.description,
         verbose=1,
+        crossbar=crossbar,
+        calibration_data=None if crossbar is None else runs.calibration_inputs(data),
     )
     runs.report(results, f"{args.draws} programmings, {data.description}", args, "deployment")
     return 0

@@ -9,8 +9,9 @@ import json
 import os
 
 import mat_keras as mat
+from mat_keras import crossbar as crossbar_lib
 from mat_keras import sweep
-from mat_keras.errors import InputFileError, InvalidArgumentError
+from mat_keras.errors import InputFileError, InvalidArgumentError, MatKerasError
 from mat_keras.io_utils import check_output_path, read_text
 from mat_keras.validation import check_integer, check_non_negative, check_seed
 from mat_keras.zoo import load_dataset, tasks
@@ -126,16 +127,66 @@ def device_identifier(text, option):
     return text
 
 
-def _json_object(text, source, error):
+def _json_object(text, source, error, example='{"programming": 0.02}'):
     try:
         value = json.loads(text)
     except json.JSONDecodeError as problem:
         raise error(f"{source} is not valid JSON ({problem.msg} at line {problem.lineno}, "
                     f"column {problem.colno}).") from None
     if not isinstance(value, dict):
-        raise error(f"{source} must hold a JSON object such as {{\"programming\": 0.02}}, "
+        raise error(f"{source} must hold a JSON object such as {example}, "
                     f"got {type(value).__name__} {json.dumps(value)[:40]}.")
     return value
+
+
+CROSSBAR_HELP = (
+    "the crossbar: ideal or standard, or Crossbar settings as a JSON object (a string or a .json "
+    "file), e.g. '{\"tile_rows\": 256, \"input_bits\": 8, \"output_noise\": 0.04}'"
+)
+
+
+def parse_crossbar(text, option="--crossbar"):
+    """Returns the `Crossbar` an option's text names, checked before anything loads.
+
+    Args:
+        text: an alias (`"standard"`), a JSON object of `Crossbar` settings
+            (`'{"tile_rows": 256}'`), or the path of a `.json` file holding one.
+        option: the option's name, for the messages.
+
+    Returns:
+        A `mat_keras.crossbar.Crossbar`.
+
+    Raises:
+        InvalidArgumentError: an unknown alias, JSON that is not an object,
+            or bad settings (one sentence, from `Crossbar`'s own checks).
+        InputFileError: a `.json` file that is missing, empty or not text.
+
+    Example:
+
+    >>> parse_crossbar('{"input_bits": 4}').input_steps
+    14
+    """
+    name = text.strip()
+    example = '{"tile_rows": 256}'
+    if os.path.splitext(name)[1].lower() == ".json":
+        identifier = _json_object(read_text(name, f"{option} file"), f"The {option} file '{name}'",
+                                  InputFileError, example)
+    elif name.startswith(("{", "[")):
+        identifier = _json_object(name, f"The {option} JSON", InvalidArgumentError, example)
+    else:
+        identifier = name
+    try:
+        return crossbar_lib.get(identifier)
+    except MatKerasError:
+        raise
+    except (TypeError, ValueError) as error:  # a Keras config that does not deserialise
+        first = str(error).split(". ")[0].rstrip(".")
+        raise InvalidArgumentError(f"{option} holds no crossbar config Keras can read: {first}.") from None
+
+
+def calibration_inputs(data, samples=1024):
+    """The training inputs a crossbar's input ranges are calibrated with: the first `samples`."""
+    return data.x_train[:samples]
 
 
 def load_task_data(args):
@@ -167,7 +218,7 @@ def _record_list(text):
         ) from None
 
 
-def sweep_and_report(models, args, task, data):
+def sweep_and_report(models, args, task, data, crossbar=None):
     """Sweeps each `(name, model)`, prints the table, writes JSON, CSV and PNG.
 
     Args:
@@ -175,6 +226,9 @@ def sweep_and_report(models, args, task, data):
         args: the parsed options (`--sds`, `--draws`, `--seed`, `--out-dir`).
         task: the zoo task, whose sweep levels are the default.
         data: the task's `Dataset`.
+        crossbar: None, or the `Crossbar` the sweeps compute through (its
+            input ranges, where never set, calibrated from the first 1,024
+            training inputs).
 
     Returns:
         The list of `SweepResult`s, one a model.
@@ -182,7 +236,8 @@ def sweep_and_report(models, args, task, data):
     sds = args.sds if args.sds is not None else list(task.sweep_sds)
     results = []
     for name, model in models:
-        print(f"Robustness sweep of {name}: {len(sds)} levels x {args.draws} draws on {data.name} test data")
+        chip = "" if crossbar is None else f" through the crossbar {sweep.describe_crossbar(crossbar.get_config())}"
+        print(f"Robustness sweep of {name}{chip}: {len(sds)} levels x {args.draws} draws on {data.name} test data")
         results.append(
             mat.robustness_sweep(
                 model,
@@ -194,6 +249,8 @@ def sweep_and_report(models, args, task, data):
                 data=data.description,
                 # Progress shows always: a bar on a terminal, a line per level in a log.
                 verbose=1,
+                crossbar=crossbar,
+                calibration_data=None if crossbar is None else calibration_inputs(data),
             )
         )
     report(results, f"{args.draws} draws, {data.description}", args, "sweep")

@@ -1,9 +1,12 @@
 """`mat-keras train`: a zoo task's two-phase recipe, then the sweep of both models.
 
-    mat-keras train --task mnist-5k [--noise-sd 0.2 | --noise pcm] [--epochs 30]
+    mat-keras train --task mnist-5k [--noise-sd 0.2 | --noise pcm] [--epochs 30] [--crossbar standard]
 
 trains clean, then memristor-aware (MAT), and sweeps the clean ("vanilla")
-and the MAT model side by side. The reference implementation's spellings (`-task mnist
+and the MAT model side by side. With `--crossbar`, the MAT phase trains
+through that chip (its input ranges set from the training inputs at the
+switch, then learned), the saved model keeps it, and both sweeps compute
+through it. The reference implementation's spellings (`-task mnist
 -noise_sd 0.2 -epochs 30 -clip_w 2.5 -verbose`) are aliases of the long
 options.
 """
@@ -13,6 +16,7 @@ from mat_keras.commands import runs
 from mat_keras.devices import resolve_device
 from mat_keras.errors import InvalidArgumentError
 from mat_keras.io_utils import atomic_path, check_input_file, check_output_path, load_model_file
+from mat_keras.results import describe_crossbar
 from mat_keras.validation import check_integer, check_positive
 from mat_keras.zoo.training import train_two_phase
 
@@ -48,6 +52,8 @@ def add_parser(subparsers):
                         help="a clean .keras model to fine-tune with noise (skips the clean phase)")
     parser.add_argument("--save", "-file_save", default=None,
                         help="write the MAT model to this .keras file")
+    parser.add_argument("--crossbar", default=None,
+                        help=f"train the MAT phase through a chip, and sweep through it: {runs.CROSSBAR_HELP}")
     runs.add_sweep_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -59,7 +65,7 @@ def run(args):
         MatKerasError: bad options, an unreadable `--init` model, or a
             dataset that cannot be loaded.
     """
-    noise = _check_arguments(args)
+    noise, crossbar = _check_arguments(args)
     init = load_model_file(args.init) if args.init else None
     task, data = runs.load_task_data(args)
     # The recipe of the model trained (fashion-mnist keeps one per model).
@@ -67,7 +73,8 @@ def run(args):
     print(f"Task {task.name}: {data.description}")
     if noise is None:
         noise = mat.noise.Gaussian(task.noise_sd if args.noise_sd is None else args.noise_sd)
-    print(f"MAT phase against {noise!r}")
+    chip = "" if crossbar is None else f" through the crossbar {describe_crossbar(crossbar.get_config())}"
+    print(f"MAT phase against {noise!r}{chip}")
     result = train_two_phase(
         task,
         data,
@@ -81,8 +88,10 @@ def run(args):
         seed=args.seed,
         init=init,
         verbose=1 if args.verbose else 2,
+        crossbar=crossbar,
     )
-    runs.sweep_and_report([("vanilla", result.vanilla), ("MAT", result.robust)], args, task, data)
+    models = [("vanilla", result.vanilla), ("MAT", result.robust)]
+    runs.sweep_and_report(models, args, task, data, crossbar=crossbar)
     if args.save:
         with atomic_path(args.save) as tmp:
             result.robust.save(tmp)
@@ -91,7 +100,11 @@ def run(args):
 
 
 def _check_arguments(args):
-    """Checks every option before anything loads or trains; returns the `--noise` model, or None.
+    """Checks every option before anything loads or trains.
+
+    Returns:
+        `(noise, crossbar)`: the `--noise` model and the `--crossbar`, each
+        None when not given.
 
     Raises:
         MatKerasError: the first bad option, in one sentence.
@@ -120,9 +133,10 @@ def _check_arguments(args):
         if not args.save.endswith(".keras"):
             raise InvalidArgumentError(f"--save must name a .keras file, got '{args.save}'.")
         check_output_path(args.save, "--save", kind="file")
+    crossbar = None if args.crossbar is None else runs.parse_crossbar(args.crossbar)
     if args.noise is None:
-        return None
-    return resolve_device(runs.device_identifier(args.noise, "--noise"))
+        return None, crossbar
+    return resolve_device(runs.device_identifier(args.noise, "--noise")), crossbar
 
 
 def _check_phases(args, task):

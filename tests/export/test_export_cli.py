@@ -109,3 +109,20 @@ def test_cli_reimport_on_a_device_model(tmp_path, capsys, extra, described):
     assert cli.run(_parse(path, tmp_path / "chip", "--format", "npz", "--task", "mnist-5k", *extra)) == 0
     printed = capsys.readouterr().out
     assert "re-imported from the tables" in printed and described in printed
+
+
+def test_cli_simulates_the_chip_on_the_crossbars_tiles(tmp_path, capsys):
+    path = tmp_path / "mnist_mlp.keras"
+    zoo.mnist_mlp().save(path)
+    argv = [path, tmp_path / "chip", "--format", "npz", "--task", "mnist-5k", "--simulate", "standard",
+            "--programming-noise", "pcm", "--time", "1d"]
+    assert cli.run(_parse(*argv)) == 0
+    printed = capsys.readouterr().out
+    assert "re-imported from the tables" in printed
+    assert "Simulated chip through the crossbar standard on 512x256 tiles: " in printed
+    assert "points against the original)" in printed
+    # Without --tile, the tables take the crossbar's tile size (256 columns where it sets none).
+    assert load_tables(tmp_path / "chip").manifest["mapping"]["tile"] == [512, 256]
+    assert cli.run(_parse(path, tmp_path / "small", "--format", "npz", "--task", "mnist-5k", "--tile", "128x64",
+                          "--simulate", '{"tile_rows": 128, "input_bits": 6}')) == 0
+    assert "on 128x64 tiles" in capsys.readouterr().out
