@@ -73,7 +73,6 @@ def test_the_standard_chip_changes_accuracy_and_repeats_with_the_seed(trained):
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.backends
 def test_a_deployment_through_the_chip_repeats_with_the_seed(trained):
     model, x, y = trained
     first, again = _deploy(model, x, y, crossbar="standard"), _deploy(model, x, y, crossbar="standard")
