@@ -231,9 +231,9 @@ def _compile_like(twin, model):
     if not model.compiled:
         return
     try:
-        config = keras.saving.deserialize_keras_object(model.get_compile_config())
+        config = keras.saving.deserialize_keras_object(model.get_compile_config()) or {}
     except (TypeError, ValueError):  # a loss or metric that does not serialise
-        config = {"loss": model.loss, "metrics": ["accuracy"]}
+        config = {"loss": getattr(model, "loss", None), "metrics": ["accuracy"]}
     # Only evaluated: no optimizer state to build.
     config.pop("optimizer", None)
     twin.compile(**config)
