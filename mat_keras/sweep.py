@@ -222,7 +222,8 @@ def seed_chip_noise(model, seed):
     seeds = np.random.SeedSequence(entropy).generate_state(max(1, len(chips)))
     for layer, layer_seed in zip(chips, seeds):
         state = layer.seed_generator.state
-        state.assign(keras.ops.convert_to_tensor([int(layer_seed), 0], dtype=state.dtype))
+        # 31 bits: the seed state is int32 on PyTorch.
+        state.assign(keras.ops.convert_to_tensor([int(layer_seed) >> 1, 0], dtype=state.dtype))
 
 
 def _compile_like(twin, model):
@@ -230,9 +231,9 @@ def _compile_like(twin, model):
     if not model.compiled:
         return
     try:
-        config = keras.saving.deserialize_keras_object(model.get_compile_config())
+        config = keras.saving.deserialize_keras_object(model.get_compile_config()) or {}
     except (TypeError, ValueError):  # a loss or metric that does not serialise
-        config = {"loss": model.loss, "metrics": ["accuracy"]}
+        config = {"loss": getattr(model, "loss", None), "metrics": ["accuracy"]}
     # Only evaluated: no optimizer state to build.
     config.pop("optimizer", None)
     twin.compile(**config)

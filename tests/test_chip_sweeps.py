@@ -65,6 +65,7 @@ def test_the_standard_chip_changes_accuracy_and_repeats_with_the_seed(trained):
     np.testing.assert_array_equal(first.loss, again.loss)
     assert not np.array_equal(first.loss, other.loss)
     # Clean weights, yet every draw differs: the chip's own read and output noise.
+    assert not np.array_equal(first.accuracy, plain.accuracy)
     assert not np.array_equal(first.loss, plain.loss) and first.loss[0].std() > 0
     assert first.crossbar == crossbar_lib.standard().get_config()
     # The model itself is neither wrapped nor perturbed.
@@ -73,7 +74,6 @@ def test_the_standard_chip_changes_accuracy_and_repeats_with_the_seed(trained):
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.backends
 def test_a_deployment_through_the_chip_repeats_with_the_seed(trained):
     model, x, y = trained
     first, again = _deploy(model, x, y, crossbar="standard"), _deploy(model, x, y, crossbar="standard")
