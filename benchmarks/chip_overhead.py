@@ -8,9 +8,11 @@ the same synthetic MNIST-shaped data in one process, in interleaved rounds
 so that machine load hits both alike. The script prints the median step
 time of each and their ratio.
 
-Then, at batch 256 of evaluation, a robustness sweep of the plain MLP
-(weight noise only) against the same sweep through the standard chip
-(`crossbar="standard"`), the same levels and draws, interleaved too.
+Then, on 10,000 inputs at batch 256, a robustness sweep of the plain MLP
+(weight noise only, 2 levels x `--sweep-draws` draws) against the same
+sweep through the standard chip (`crossbar="standard"`; its one-time work,
+the chip twin, calibration and compilation, included), and one compiled
+evaluation of each (the per-draw cost), interleaved too.
 
 Targets (issue 15): chip step / plain step at most 2.0 at batch 256 on
 TensorFlow and JAX; chip sweep / weight-noise sweep at most 1.5. For
@@ -24,14 +26,13 @@ Run: python benchmarks/chip_overhead.py [--rounds 3] [--steps 100] [--backends t
 import argparse
 import json
 import os
-import subprocess
-import sys
+
+import timing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 STEP_TARGET = 2.0
 SWEEP_TARGET = 1.5
-_RESULT = "RESULT "
 
 
 def parse_args(argv=None):
@@ -89,22 +90,38 @@ def measure_steps(batch_size, rounds, steps):
 
 
 def measure_sweeps(rounds, draws):
-    """Returns `(weight-noise sweep s, chip sweep s)`: the same levels and draws, 2,000 inputs."""
+    """Returns `(noise sweep s, chip sweep s, plain evaluation s, chip evaluation s)` on 10,000 inputs.
+
+    A sweep call includes its one-time work (the chip twin, its calibration
+    and the compilation of its evaluation); the evaluations are one compiled
+    pass each of the plain model and of its chip twin, the per-draw cost.
+    """
+    import keras
+
     import mat_keras as mat
+    from mat_keras import zoo
     from timing import Stopwatch
 
-    x, y = _data(2000, seed=1)
-    model = make("plain")
+    x, y = _data(10000, seed=1)
+    model = zoo.mnist_mlp()  # uncompiled: the sweeps compile it with accuracy
     settings = dict(sds=[0.0, 0.1], draws=draws, seed=0, verbose=0)
-    mat.robustness_sweep(model, x, y, **settings)  # compile both once
-    mat.robustness_sweep(model, x, y, crossbar="standard", calibration_data=x[:256], **settings)
-    times = {"noise": [], "chip": []}
+    chip = {"crossbar": "standard", "calibration_data": x[:1024]}
+    twin = mat.chip_model(model, "standard")
+    mat.crossbar.calibrate_input_ranges(twin, x[:1024])
+    twin.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    mat.robustness_sweep(model, x, y, **settings)  # compiles the plain evaluation
+    twin.evaluate(x, y, batch_size=256, verbose=0)
+    times = {"noise": [], "chip": [], "plain_eval": [], "chip_eval": []}
     for _ in range(rounds):
-        for kind, extra in (("noise", {}), ("chip", {"crossbar": "standard", "calibration_data": x[:256]})):
+        for kind, extra in (("noise", {}), ("chip", chip)):
             with Stopwatch() as watch:
                 mat.robustness_sweep(model, x, y, **settings, **extra)
             times[kind].append(watch.seconds)
-    return tuple(sorted(times[kind])[len(times[kind]) // 2] for kind in ("noise", "chip"))
+        for kind, evaluated in (("plain_eval", model), ("chip_eval", twin)):
+            with Stopwatch() as watch:
+                evaluated.evaluate(x, y, batch_size=256, verbose=0)
+            times[kind].append(watch.seconds)
+    return tuple(sorted(t)[len(t) // 2] for t in times.values())
 
 
 def worker(args):
@@ -114,28 +131,13 @@ def worker(args):
     for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
         plain, chip = measure_steps(batch_size, args.rounds, args.steps)
         row = dict(kind="step", backend=backend, batch=batch_size, plain=plain, chip=chip)
-        print(_RESULT + json.dumps(row), flush=True)
-    noise, chip = measure_sweeps(args.rounds, args.sweep_draws)
-    print(_RESULT + json.dumps(dict(kind="sweep", backend=backend, noise=noise, chip=chip)), flush=True)
+        print(timing.RESULT + json.dumps(row), flush=True)
+    noise, chip, plain_eval, chip_eval = measure_sweeps(args.rounds, args.sweep_draws)
+    print(timing.RESULT + json.dumps(dict(kind="sweep", backend=backend, noise=noise, chip=chip)), flush=True)
+    print(timing.RESULT + json.dumps(dict(kind="evaluation", backend=backend, noise=plain_eval, chip=chip_eval)), flush=True)
 
 
 # The parent: one worker per backend, one table.
-
-
-def run_backend(backend, argv):
-    """Runs the worker under `backend`; returns its rows (none if it failed)."""
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    folder = os.path.dirname(os.path.abspath(__file__))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, env.get("PYTHONPATH")]))
-    process = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--worker", *argv],
-        env=env, capture_output=True, text=True,
-    )
-    rows = [json.loads(line[len(_RESULT):]) for line in process.stdout.splitlines() if line.startswith(_RESULT)]
-    if process.returncode != 0:
-        tail = "\n".join(process.stderr.strip().splitlines()[-5:])
-        print(f"{backend}: the worker failed (exit {process.returncode}):\n{tail}", file=sys.stderr)
-    return rows
 
 
 def format_row(row):
@@ -147,9 +149,10 @@ def format_row(row):
             f"{row['chip']:>10.3f} ms {ratio:>8.2f}  {verdict}"
         )
     ratio = row["chip"] / row["noise"]
+    verdict = ("ok" if ratio <= SWEEP_TARGET else "MISSED") if row["kind"] == "sweep" else "(per draw)"
     return (
-        f"{'sweep':>12} {row['backend']:>10} {'':>6} {row['noise']:>10.2f} s  {row['chip']:>10.2f} s  "
-        f"{ratio:>8.2f}  {'ok' if ratio <= SWEEP_TARGET else 'MISSED'}"
+        f"{row['kind']:>12} {row['backend']:>10} {'':>6} {row['noise']:>10.3f} s  {row['chip']:>10.3f} s  "
+        f"{ratio:>8.2f}  {verdict}"
     )
 
 
@@ -167,7 +170,7 @@ def main():
     )
     print(f"{'what':>12} {'backend':>10} {'batch':>6} {'plain/noise':>13} {'chip':>13} {'ratio':>8}")
     for backend in args.backends.split(","):
-        for row in run_backend(backend, argv):
+        for row in timing.run_backend(__file__, backend, argv):
             print(format_row(row), flush=True)
 
 

@@ -20,13 +20,12 @@ Run: python benchmarks/mat_overhead.py [--rounds 5] [--steps 200] [--backends te
 import argparse
 import json
 import os
-import subprocess
-import sys
+
+import timing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TARGET = 1.10
-_RESULT = "RESULT "
 
 
 def parse_args(argv=None):
@@ -167,27 +166,10 @@ def worker(args):
         for label, jit_compile in modes:
             plain, wrapped, floor = measure(batch_size, jit_compile, args.rounds, args.steps)
             row = dict(backend=backend, batch=batch_size, jit=label, plain=plain, mat=wrapped, floor=floor)
-            print(_RESULT + json.dumps(row), flush=True)
+            print(timing.RESULT + json.dumps(row), flush=True)
 
 
 # The parent: one worker per backend, one table.
-
-
-def run_backend(backend, argv):
-    """Runs the worker under `backend`; returns its rows (none if it failed)."""
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    folder = os.path.dirname(os.path.abspath(__file__))
-    # The worker imports `timing` from this folder, as the script itself does.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, env.get("PYTHONPATH")]))
-    process = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--worker", *argv],
-        env=env, capture_output=True, text=True,
-    )
-    rows = [json.loads(line[len(_RESULT):]) for line in process.stdout.splitlines() if line.startswith(_RESULT)]
-    if process.returncode != 0:
-        tail = "\n".join(process.stderr.strip().splitlines()[-5:])
-        print(f"{backend}: the worker failed (exit {process.returncode}):\n{tail}", file=sys.stderr)
-    return rows
 
 
 def format_row(row):
@@ -212,7 +194,7 @@ def main():
         f"{'MAT/plain':>10} {'(p+f)/plain':>12} {'MAT/(plain+f)':>16}"
     )
     for backend in args.backends.split(","):
-        for row in run_backend(backend, argv):
+        for row in timing.run_backend(__file__, backend, argv):
             print(format_row(row), flush=True)
 
 

@@ -16,7 +16,11 @@ Example:
     print(median_ms(timer.times, per=steps_per_epoch), "ms/step")
 """
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import keras
@@ -81,3 +85,33 @@ def median_ms(seconds, per=1):
     2.0
     """
     return 1e3 * statistics.median(seconds) / per
+
+
+RESULT = "RESULT "
+
+
+def run_backend(script, backend, argv):
+    """Runs `script --worker *argv` under `backend`; returns the rows it printed (none if it failed).
+
+    A worker prints each measurement as one line `RESULT <json>`; the parent
+    gathers them, so every backend runs in a fresh process of its own.
+
+    Args:
+        script: the benchmark's path (`__file__`).
+        backend: the `KERAS_BACKEND` of the worker.
+        argv: the worker's other arguments.
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    folder = os.path.dirname(os.path.abspath(script))
+    # The worker imports `timing` from this folder, as the script itself does.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, env.get("PYTHONPATH")]))
+    process = subprocess.run(
+        [sys.executable, os.path.abspath(script), "--worker", *argv],
+        env=env, capture_output=True, text=True,
+    )
+    rows = [json.loads(line[len(RESULT):]) for line in process.stdout.splitlines() if line.startswith(RESULT)]
+    if process.returncode != 0:
+        tail = "\n".join(process.stderr.strip().splitlines()[-5:])
+        print(f"{backend}: the worker failed (exit {process.returncode}):\n{tail}", file=sys.stderr)
+    return rows
+

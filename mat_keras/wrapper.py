@@ -221,8 +221,8 @@ class NoisyWeights(keras.layers.Wrapper):
 
     @property
     def noise_sd(self):
-        """The noise level in effect now: gate times the model's sd."""
-        sd = self.noise.sd
+        """The noise level in effect now: gate times the model's sd (None without one)."""
+        sd = None if self.noise is None else self.noise.sd
         gate = float(ops.convert_to_numpy(self.gate))
         return None if sd is None else gate * sd
 

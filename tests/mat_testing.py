@@ -173,3 +173,17 @@ def table_inputs(specs, seed=1):
         else rng.normal(size=spec).astype("float32")
         for spec in specs
     ]
+
+
+def trained_classifier(seed=0):
+    """A small 3-class Dense classifier trained on seeded data: `(model, x, y)`."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)], name="clf"
+    )
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x, y, epochs=20, verbose=0)
+    return model, x, y

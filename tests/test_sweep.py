@@ -7,27 +7,15 @@ import numpy as np
 import pytest
 
 import mat_keras as mat
+from mat_testing import trained_classifier
 
 # The core subset: CI runs it on the JAX and PyTorch backends too (`pytest -m backends`).
 pytestmark = pytest.mark.backends
 
 
-def _classifier(seed=0):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [keras.Input((6,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)], name="clf"
-    )
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(300, 6)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 0.5)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(x, y, epochs=20, verbose=0)
-    return model, x, y
-
-
 @pytest.fixture(scope="module")
 def trained():
-    return _classifier()
+    return trained_classifier()
 
 
 def test_applies_the_seed_noise_to_every_parameter_and_restores(trained):

@@ -1,15 +1,22 @@
 """The chip forward: layers computed as a memristor crossbar computes them.
 
 `Crossbar` holds a tile's settings (tile size, DAC and ADC, output bound,
-read and output noise, IR drop, weight scaling); `analog_matmul` computes one
+read and output noise, IR drop, weight scaling), resolved from an alias
+(`"ideal"`, `"standard"`) or a dict by `get`. `analog_product` computes one
 matrix's product through it, tile by tile, with the exporter's own tile split
-(`tiles`).
+(`tiles`); `products` says how a layer's inputs drive a tile's rows;
+`forward.chip_call` computes a whole layer of the layer table (or a container
+of such) that way; `calibrate_input_ranges` sets the input ranges from data.
+`NoisyWeights(crossbar=...)`, `mat_keras.wrap(crossbar=...)` and
+`mat_keras.chip_model` put it on a model.
 
 Example:
 
 >>> import mat_keras as mat
 >>> chip = mat.crossbar.get("standard")
 >>> y = mat.crossbar.analog_matmul(x, kernel, chip, input_ranges=3.0, seed=0)
+>>> on_chip = mat.chip_model(model, "standard")
+>>> mat.crossbar.calibrate_input_ranges(on_chip, x_train[:1024])
 """
 
 from mat_keras.crossbar.analog import (
