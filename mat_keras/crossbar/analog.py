@@ -100,8 +100,7 @@ def normalise_inputs(x, input_range, steps=None, learn_range=True):
     straight-through) and 0 outside. With `learn_range`, the range gets the
     clip's own derivative: `+1` for each input clipped above and `-1` for
     each clipped below, times the incoming gradient in input units, so a loss
-    hurt by clipping widens the range. (Clipping to `[-r, r]` before the
-    division by a constant `r` gives exactly that derivative, in one op.)
+    hurt by clipping widens the range.
 
     Args:
         x: inputs.
@@ -113,8 +112,13 @@ def normalise_inputs(x, input_range, steps=None, learn_range=True):
         The normalised inputs, in [-1, 1].
     """
     held = ops.stop_gradient(input_range)
-    bound = input_range if learn_range else held
-    normalised = ops.clip(x, -bound, bound) * (1.0 / held)
+    if learn_range:
+        # Clipped inputs become sign(x) * r, whose derivative in r is the clip's own;
+        # cheaper to differentiate than a clip with tensor bounds.
+        clipped = ops.where(ops.abs(x) <= held, x, ops.sign(x) * input_range)
+    else:
+        clipped = ops.clip(x, -held, held)
+    normalised = clipped * (1.0 / held)
     return normalised if steps is None else quantize(normalised, steps)
 
 
