@@ -255,7 +255,10 @@ class NoisyWeights(keras.layers.Wrapper):
         if not self.layer.built:
             self._build_layer(inputs, *args, **kwargs)
         noisy = training or self.inference_noise
-        mapping = list(zip(self.noisy_variables, self.noisy_values())) if noisy else []
+        if not noisy:
+            # The chip at inference on clean weights: nothing to overlay.
+            return self._chip_forward(inputs, *args, training=training, **kwargs)
+        mapping = list(zip(self.noisy_variables, self.noisy_values()))
         with compat.OverlayScope(mapping) as scope:
             if chip:
                 outputs = self._chip_forward(inputs, *args, training=training, **kwargs)

@@ -188,6 +188,19 @@ def test_calibration_sets_each_tile_from_its_inputs():
     assert not cb.needs_calibration(chip)
 
 
+def test_calibration_reads_the_states_a_recurrent_matrix_sees():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 6, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((6, 3)), keras.layers.LSTM(5, return_sequences=True)])
+    chip = mat.chip_model(model, cb.Crossbar(input_range="calibrated"))
+    cb.calibrate_input_ranges(chip, x)
+    layer = mat.noisy_layers(chip)[0]
+    ranges = {key[1]: float(to_numpy(v)[0]) for key, v in layer.input_ranges.items()}
+    states = to_numpy(model(x))
+    assert ranges["kernel"] == pytest.approx(3 * x.std(), rel=1e-4)
+    assert ranges["recurrent_kernel"] == pytest.approx(3 * states.std(), rel=1e-4)
+
+
 def test_a_chip_trained_model_round_trips_through_a_keras_file(tmp_path):
     x, y = _data(3.0)
     chip = mat.wrap(_mlp(), noise=0.05, crossbar="standard", seed=0)

@@ -29,7 +29,8 @@ from keras import ops
 
 from mat_keras import compat
 from mat_keras import layers as layer_table
-from mat_keras.crossbar.products import MATMUL, KernelProduct
+from mat_keras.crossbar import recurrent
+from mat_keras.crossbar.products import KernelProduct
 from mat_keras.errors import UnsupportedLayerError
 
 DIGITAL = "digital"
@@ -191,8 +192,6 @@ def separable_forward(layer, context, inputs):
 
 def recurrent_forward(layer, context, sequences, initial_state=None, mask=None, training=False):
     """SimpleRNN/LSTM/GRU: `x @ kernel` for the whole sequence, `h @ recurrent_kernel` per step."""
-    from mat_keras.crossbar import recurrent
-
     kernel, recurrent_kernel = recurrent.recurrent_matrices(layer)
     steps = recurrent.time_steps(sequences)
     if context.recorder is not None:
@@ -220,8 +219,7 @@ def _record_states(layer, context, sequences, initial_state, mask):
     twin.build(tuple(sequences.shape))
     twin.set_weights([ops.convert_to_numpy(w) for w in layer.weights])
     states = twin(sequences, initial_state=initial_state, mask=mask)
-    _, recurrent_kernel = layer.cell.kernel, layer.cell.recurrent_kernel
-    context.product(layer, "recurrent_kernel", states, recurrent_kernel)
+    context.product(layer, "recurrent_kernel", states, layer.cell.recurrent_kernel)
 
 
 _FORWARDS = {
