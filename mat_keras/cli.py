@@ -142,6 +142,12 @@ def _resolve(token, options):
     return None
 
 
+class _Received:
+    """The stop signal received while `_stop_signals_raise` was active, if any."""
+
+    signum = None
+
+
 @contextlib.contextmanager
 def _stop_signals_raise():
     """Makes SIGTERM and SIGHUP raise `Interrupted` while the block runs.
@@ -152,17 +158,20 @@ def _stop_signals_raise():
     clean-up is ignored, so that the clean-up finishes.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield  # Only the main thread may set signal handlers.
+        yield _Received()  # Only the main thread may set signal handlers.
         return
+
+    received = _Received()
 
     def stop(signum, frame):
         for number in _STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
+        received.signum = signum
         raise Interrupted(signum)
 
     previous = {number: signal.signal(number, stop) for number in _STOP_SIGNALS}
     try:
-        yield
+        yield received
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -178,8 +187,15 @@ def main(argv=None):
         return 2
     prog = f"mat-keras {args.command}"
     try:
-        with _stop_signals_raise():
-            return args.handler(args) or 0
+        with _stop_signals_raise() as received:
+            try:
+                return args.handler(args) or 0
+            except Exception as error:
+                # A signal raised inside a C extension's call (TensorFlow's step) can
+                # surface as another exception, e.g. SystemError: it is still the stop.
+                if received.signum is not None and not isinstance(error, Interrupted):
+                    raise Interrupted(received.signum) from error
+                raise
     except MatKerasError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2

@@ -389,3 +389,22 @@ def test_ctrl_c_unwinds_and_exits_130(monkeypatch, tmp_path, capsys):
     assert cli.main(["train", "--task", "mnist-5k"]) == 130
     assert _one_error_line(capsys) == "mat-keras train: interrupted; unfinished files were removed."
     assert os.listdir(tmp_path) == []
+
+
+def test_a_stop_signal_surfacing_as_another_exception_is_still_the_stop(monkeypatch, capsys):
+    # TensorFlow's C boundary can turn the handler's exception into a SystemError
+    # ("bad argument to internal function"): the command still stops as the signal asks.
+    from mat_keras import cli
+    from mat_keras.commands import evaluate
+    from mat_keras.errors import Interrupted
+
+    def run(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Interrupted:
+            raise SystemError("Objects/listobject.c:338: bad argument to internal function") from None
+
+    monkeypatch.setattr(evaluate, "run", run)
+    assert cli.main(["evaluate", "model.keras", "--task", "mnist-5k"]) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in capsys.readouterr().err
