@@ -24,7 +24,7 @@ from mat_keras.errors import InvalidArgumentError
 from mat_keras.export.apply import apply_tables
 from mat_keras.export.tables import Tables, load_tables
 from mat_keras.validation import check_seed
-from mat_keras.wrapping import chip_model, noisy_layers
+from mat_keras.wrapping import chip_model, model_crossbars, noisy_layers
 
 
 def tables_tile(tables):
@@ -97,12 +97,6 @@ def check_digital_biases(bias_mode):
         )
 
 
-def _own_crossbar(model):
-    """The crossbar `model`'s wrappers were trained through, or None."""
-    own = [layer.crossbar for layer in noisy_layers(model) if layer.crossbar is not None]
-    return own[0] if own else None
-
-
 def _copy_learned_ranges(model, chip, crossbar, tile):
     """Copies the input ranges `model` was trained or calibrated with into `chip`'s wrappers.
 
@@ -112,9 +106,7 @@ def _copy_learned_ranges(model, chip, crossbar, tile):
     """
     sources = {}
     for layer in noisy_layers(model):
-        if layer.crossbar is None or layer.ranges_mode is None:
-            continue
-        if float(np.asarray(layer.ranges_set)) == 0:
+        if layer.crossbar is None or not layer.input_ranges_are_set:
             continue
         if crossbar_for_tiles(layer.crossbar, tile) != crossbar:
             continue
@@ -187,7 +179,8 @@ def simulate(
     from mat_keras.sweep import check_chip_arguments, seed_chip_noise
 
     if crossbar is None:
-        crossbar = _own_crossbar(model)
+        own = model_crossbars(model)
+        crossbar = own[0] if own else None
         if crossbar is None:
             raise InvalidArgumentError(
                 f"Model '{model.name}' computes through no crossbar: give one (crossbar='standard')."
@@ -202,12 +195,11 @@ def simulate(
     weights = apply_tables(model, tables, programming_noise, seed, time, compensation)
     twin = chip_model(weights, chip, seed=seed)
     _copy_learned_ranges(model, twin, chip, tile)
-    if crossbar_lib.needs_calibration(twin):
-        if calibration_data is None:
-            raise InvalidArgumentError(
-                f"The crossbar's input range is {chip.input_range!r}: give calibration_data "
-                "(sample inputs) to set the ranges of the simulated chip."
-            )
-        crossbar_lib.calibrate_input_ranges(twin, calibration_data)
+    crossbar_lib.calibrate_if_needed(
+        twin,
+        calibration_data,
+        f"The crossbar's input range is {chip.input_range!r}: give calibration_data "
+        "(sample inputs) to set the ranges of the simulated chip.",
+    )
     seed_chip_noise(twin, seed)
     return twin

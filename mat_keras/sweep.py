@@ -271,14 +271,11 @@ def chip_twin(model, crossbar, x=None, seed=0, batchnorm=False, calibration_data
     >>> twin.evaluate(x_test, y_test)
     """
     twin = chip_model(model, crossbar_lib.get(crossbar), seed=0, batchnorm=batchnorm)
-    if crossbar_lib.needs_calibration(twin):
-        if calibration_data is None:
-            if x is None:
-                raise InvalidArgumentError(
-                    "The crossbar's input ranges need calibrating: give calibration_data."
-                )
-            calibration_data = sample_inputs(x)
-        crossbar_lib.calibrate_input_ranges(twin, calibration_data)
+    if calibration_data is None and x is not None and crossbar_lib.needs_calibration(twin):
+        calibration_data = sample_inputs(x)
+    crossbar_lib.calibrate_if_needed(
+        twin, calibration_data, "The crossbar's input ranges need calibrating: give calibration_data."
+    )
     seed_chip_noise(twin, seed)
     _compile_like(twin, model)
     return twin

@@ -127,6 +127,8 @@ class NoisyWeights(keras.layers.Wrapper):
         # Python-level, so a phase switch retraces the train step (TwoPhaseSchedule).
         self.chip_training = True
         self._range_variables = {}
+        # A `RangeRecorder` while `calibrate_input_ranges` runs the model, else None.
+        self._recorder = None
         self.seed = check_seed(seed)
         self.noise_bias = bool(noise_bias)
         self.inference_noise = bool(inference_noise)
@@ -190,6 +192,11 @@ class NoisyWeights(keras.layers.Wrapper):
         self.ranges_set = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="input_ranges_set"
         )
+
+    @property
+    def input_ranges_are_set(self):
+        """Whether the input ranges hold trained or calibrated values (False without ranges)."""
+        return self.ranges_mode is not None and float(ops.convert_to_numpy(self.ranges_set)) == 1.0
 
     @property
     def input_ranges(self):
@@ -274,7 +281,7 @@ class NoisyWeights(keras.layers.Wrapper):
     def _chip_on(self, training):
         if self.crossbar is None:
             return False
-        if getattr(self, "_recorder", None) is not None:
+        if self._recorder is not None:
             return True
         return self.chip_training if training else self.chip_inference
 
@@ -290,7 +297,7 @@ class NoisyWeights(keras.layers.Wrapper):
             seed=self.seed_generator,
             noise_gate=self.gate,
             learn_range=learn,
-            recorder=getattr(self, "_recorder", None),
+            recorder=self._recorder,
         )
         outputs = chip_call(self.layer, context, inputs, *args, **kwargs)
         if context.losses:

@@ -323,6 +323,11 @@ def set_noise_gate(model, value):
     return switched
 
 
+def model_crossbars(model):
+    """The crossbars of `model`'s `NoisyWeights` layers, in layer order (those without one left out)."""
+    return [layer.crossbar for layer in noisy_layers(model) if layer.crossbar is not None]
+
+
 def chip_model(model, crossbar=None, seed=0, batchnorm=False):
     """Returns a copy of `model` that computes through a crossbar at inference.
 
@@ -354,7 +359,7 @@ def chip_model(model, crossbar=None, seed=0, batchnorm=False):
     >>> on_chip.evaluate(x_test, y_test)
     """
     crossbar = crossbar_lib.get(crossbar)
-    own = [layer.crossbar for layer in noisy_layers(model) if layer.crossbar is not None]
+    own = model_crossbars(model)
     keep = own and (crossbar is None or all(c.get_config() == crossbar.get_config() for c in own))
     if keep:
         twin = keras.models.clone_model(model)

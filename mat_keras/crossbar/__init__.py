@@ -22,7 +22,7 @@ Example:
 from mat_keras.crossbar.analog import (
     analog_matmul,
     analog_product,
-    input_ranges_from_data,
+    exact_product,
     ir_drop_loss,
     ir_drop_profile,
     prepare_matrix,
@@ -30,7 +30,12 @@ from mat_keras.crossbar.analog import (
     tile_sums,
     weight_scale,
 )
-from mat_keras.crossbar.calibration import calibrate_input_ranges, needs_calibration
+from mat_keras.crossbar.calibration import (
+    calibrate_if_needed,
+    calibrate_input_ranges,
+    input_ranges_from_data,
+    needs_calibration,
+)
 from mat_keras.crossbar.config import (
     Crossbar,
     aliases,
@@ -50,6 +55,7 @@ __all__ = [
     "KernelProduct",
     "MATMUL",
     "MatmulProduct",
+    "calibrate_if_needed",
     "calibrate_input_ranges",
     "chip_call",
     "needs_calibration",
@@ -61,6 +67,7 @@ __all__ = [
     "analog_product",
     "check_tile",
     "deserialize",
+    "exact_product",
     "get",
     "grid_shape",
     "ideal",

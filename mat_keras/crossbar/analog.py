@@ -355,6 +355,12 @@ def noise_draws(crossbar, seed, noise_gate=1.0):
     return draw
 
 
+def exact_product(x, matrix, product=MATMUL):
+    """Returns the exact product of `x` with `matrix`, as `product` drives the rows: one op, all rows."""
+    matrix = ops.convert_to_tensor(matrix)
+    return product.apply(ops.cast(x, matrix.dtype), product.tile_kernel(matrix, 0, matrix.shape[0]))
+
+
 def analog_product(x, matrix, crossbar, product=MATMUL, input_ranges=None, seed=None,
                    noise_gate=1.0, learn_range=None, losses=None):
     """Returns the product of `x` with `matrix` as the crossbar computes it.
@@ -390,7 +396,7 @@ def analog_product(x, matrix, crossbar, product=MATMUL, input_ranges=None, seed=
     matrix = ops.convert_to_tensor(matrix)
     if crossbar.is_ideal:
         # Tiles of exact sums add up to the exact product: one op computes it.
-        return product.apply(ops.cast(x, matrix.dtype), product.tile_kernel(matrix, 0, matrix.shape[0]))
+        return exact_product(x, matrix, product)
     if isinstance(seed, int):
         # One generator for the read and the output draws, so they differ.
         seed = keras.random.SeedGenerator(seed)
@@ -408,27 +414,3 @@ def analog_matmul(x, matrix, crossbar, input_ranges=None, seed=None, noise_gate=
     >>> y = analog_matmul(x, kernel, chip, input_ranges=3.0, seed=0)
     """
     return analog_product(x, matrix, crossbar, MATMUL, input_ranges, seed, noise_gate, learn_range)
-
-
-def input_ranges_from_data(x, shape, crossbar, std_alpha=3.0):
-    """Returns per-row-tile input ranges calibrated from sample inputs.
-
-    The anchors' rule for initialising a range from data: `std_alpha` times
-    the standard deviation of the tile's inputs (aihwkit's `init_std_alpha`,
-    3.0 in its standard preset); a tile of all-zero inputs gets 1.
-
-    Args:
-        x: sample inputs, `(..., rows)`.
-        shape: `(rows, cols)` of the matrix.
-        crossbar: a `Crossbar`.
-        std_alpha: how many standard deviations the range spans.
-
-    Returns:
-        A numpy array of one range per row tile.
-    """
-    x = np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
-    ranges = []
-    for start, stop in row_tiles(shape, crossbar):
-        spread = float(np.std(x[..., start:stop]))
-        ranges.append(std_alpha * spread if spread > 0 else 1.0)
-    return np.asarray(ranges, dtype=np.float32)

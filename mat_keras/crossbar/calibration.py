@@ -11,8 +11,9 @@ and assigns the ranges.
 
 import numpy as np
 
-from mat_keras.errors import InvalidArgumentError
 from mat_keras.crossbar.context import RangeRecorder
+from mat_keras.crossbar.products import MATMUL
+from mat_keras.errors import InvalidArgumentError
 from mat_keras.validation import check_integer, check_positive
 
 
@@ -24,7 +25,26 @@ def _chip_layers(model):
 
 def needs_calibration(model):
     """Whether a model's crossbar ranges were neither trained nor calibrated yet."""
-    return any(float(np.asarray(layer.ranges_set)) == 0 for layer in _chip_layers(model))
+    return any(not layer.input_ranges_are_set for layer in _chip_layers(model))
+
+
+def calibrate_if_needed(model, calibration_data, missing):
+    """Calibrates `model`'s input ranges when they were never set (`needs_calibration`).
+
+    Args:
+        model: a model with crossbar wrappers.
+        calibration_data: sample inputs, or None.
+        missing: the sentence to raise when ranges need calibrating and
+            `calibration_data` is None.
+
+    Raises:
+        InvalidArgumentError: `missing`.
+    """
+    if not needs_calibration(model):
+        return
+    if calibration_data is None:
+        raise InvalidArgumentError(missing)
+    calibrate_input_ranges(model, calibration_data)
 
 
 def calibrate_input_ranges(model, x, batch_size=256, samples=1024, std_alpha=3.0, mark=True):
@@ -84,3 +104,25 @@ def calibrate_input_ranges(model, x, batch_size=256, samples=1024, std_alpha=3.0
         if mark:
             layer.ranges_set.assign(1.0)
     return assigned
+
+
+def input_ranges_from_data(x, shape, crossbar, std_alpha=3.0):
+    """Returns per-row-tile input ranges calibrated from sample inputs.
+
+    The anchors' rule for initialising a range from data: `std_alpha` times
+    the standard deviation of the tile's inputs (aihwkit's `init_std_alpha`,
+    3.0 in its standard preset); a tile of all-zero inputs gets 1. The rule
+    is `RangeRecorder`'s, which `calibrate_input_ranges` applies to models.
+
+    Args:
+        x: sample inputs, `(..., rows)`.
+        shape: `(rows, cols)` of the matrix.
+        crossbar: a `Crossbar`.
+        std_alpha: how many standard deviations the range spans.
+
+    Returns:
+        A numpy array of one range per row tile.
+    """
+    recorder = RangeRecorder(std_alpha)
+    recorder.record("inputs", x, tuple(shape), crossbar, MATMUL)
+    return recorder.ranges("inputs")

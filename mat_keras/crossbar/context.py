@@ -14,6 +14,7 @@ from keras import ops
 
 from mat_keras.crossbar.analog import (
     analog_product,
+    exact_product,
     prepare_matrix,
     row_tiles,
     tile_sums,
@@ -110,7 +111,7 @@ class ChipContext:
         matrix = ops.convert_to_tensor(matrix)
         if self.recorder is not None:
             self.recorder.record(range_key(layer, name), x, tuple(matrix.shape), self.crossbar, product)
-            return product.apply(ops.cast(x, matrix.dtype), product.tile_kernel(matrix, 0, matrix.shape[0]))
+            return exact_product(x, matrix, product)
         return analog_product(
             x, matrix, self.crossbar, product, self.ranges(layer, name), self.seed,
             self.noise_gate, self.learn_range, self.losses,
@@ -125,7 +126,7 @@ class ChipContext:
         matrix = ops.convert_to_tensor(matrix)
         if self.recorder is not None or self.crossbar.is_ideal:
             def exact(h, noise_t):
-                return ops.matmul(ops.cast(h, matrix.dtype), matrix)
+                return exact_product(h, matrix)
 
             return RecurrentStep(exact, None)
         prepared = prepare_matrix(matrix, self.crossbar)
