@@ -27,7 +27,6 @@ Run: python benchmarks/chip_overhead.py [--rounds 3] [--steps 100] [--backends t
 (about 4 minutes on two CPU cores at the defaults.)
 """
 
-import argparse
 import json
 import os
 
@@ -40,13 +39,8 @@ SWEEP_TARGET = 1.5
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--steps", type=int, default=100, help="train steps per epoch (default 100)")
-    parser.add_argument("--batch-sizes", default="32,256")
-    parser.add_argument("--backends", default="tensorflow,jax")
+    parser = timing.worker_parser(__doc__.splitlines()[0], rounds=3, steps=100)
     parser.add_argument("--sweep-draws", type=int, default=4, help="draws per level of the sweeps (default 4)")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -132,20 +126,10 @@ def draw_floor(model, batch_size, repeats=50, rounds=5):
 
 def measure_steps(batch_size, rounds, steps):
     """Returns `(plain ms/step, chip ms/step, draw floor ms/step)` at one batch size."""
-    from timing import EpochTimer, median_ms
-
     x, y = _data(batch_size * steps)
     models = {kind: make(kind) for kind in ("plain", "chip")}
-    for model in models.values():  # trace and warm up
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    times = {kind: [] for kind in models}
-    for _ in range(rounds):
-        for kind, model in models.items():
-            timer = EpochTimer()
-            model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0, callbacks=[timer])
-            times[kind].extend(timer.times)
-    plain, chip = (median_ms(times[kind], per=steps) for kind in ("plain", "chip"))
-    return plain, chip, draw_floor(models["chip"], batch_size)
+    times = timing.step_times(models, x, y, batch_size, rounds, steps)
+    return times["plain"], times["chip"], draw_floor(models["chip"], batch_size)
 
 
 def measure_sweeps(rounds, draws):

@@ -17,7 +17,6 @@ Run: python benchmarks/mat_overhead.py [--rounds 5] [--steps 200] [--backends te
 (`--rounds 3`: about 3 minutes on two CPU cores.)
 """
 
-import argparse
 import json
 import os
 
@@ -29,13 +28,8 @@ TARGET = 1.10
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of 2 epochs each (default 5)")
-    parser.add_argument("--steps", type=int, default=200, help="train steps per epoch (default 200)")
-    parser.add_argument("--batch-sizes", default="32,256")
-    parser.add_argument("--backends", default="tensorflow,jax")
+    parser = timing.worker_parser(__doc__.splitlines()[0], rounds=5, steps=200)
     parser.add_argument("--xla", action="store_true", help="TensorFlow: also measure jit_compile=True")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -139,22 +133,12 @@ def measure(batch_size, jit_compile, rounds, steps):
     """Returns `(plain ms/step, MAT ms/step, floor ms/step)` at one batch size."""
     import numpy as np
 
-    from timing import EpochTimer, median_ms
-
     rng = np.random.default_rng(0)
     x = rng.random((batch_size * steps, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, batch_size * steps)
     models = {kind: make(kind, jit_compile) for kind in ("plain", "mat")}
-    for model in models.values():  # trace and warm up
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    times = {kind: [] for kind in models}
-    for _ in range(rounds):
-        for kind, model in models.items():
-            timer = EpochTimer()
-            model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0, callbacks=[timer])
-            times[kind].extend(timer.times)
-    plain, wrapped = (median_ms(times[kind], per=steps) for kind in ("plain", "mat"))
-    return plain, wrapped, draw_floor(models["mat"])
+    times = timing.step_times(models, x, y, batch_size, rounds, steps)
+    return times["plain"], times["mat"], draw_floor(models["mat"])
 
 
 def worker(args):

@@ -16,6 +16,7 @@ Example:
     print(median_ms(timer.times, per=steps_per_epoch), "ms/step")
 """
 
+import argparse
 import json
 import os
 import statistics
@@ -114,4 +115,53 @@ def run_backend(script, backend, argv):
         tail = "\n".join(process.stderr.strip().splitlines()[-5:])
         print(f"{backend}: the worker failed (exit {process.returncode}):\n{tail}", file=sys.stderr)
     return rows
+
+
+def step_times(models, x, y, batch_size, rounds, steps):
+    """Median milliseconds per train step of each model, fitted in interleaved rounds.
+
+    Each model is traced and warmed up with one epoch; then every round fits
+    each model for 2 epochs in turn, so that machine load hits all alike.
+
+    Args:
+        models: `{name: compiled model}`.
+        x, y: the training data, `batch_size * steps` examples.
+        batch_size: the batch size.
+        rounds: interleaved rounds.
+        steps: train steps per epoch.
+
+    Returns:
+        `{name: ms per step}`.
+    """
+    for model in models.values():  # trace and warm up
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    times = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            timer = EpochTimer()
+            model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0, callbacks=[timer])
+            times[name].extend(timer.times)
+    return {name: median_ms(times[name], per=steps) for name in models}
+
+
+def worker_parser(description, rounds, steps):
+    """The options every train-step benchmark takes: rounds, steps, batch sizes, backends, worker.
+
+    Args:
+        description: the parser's description.
+        rounds: the default number of interleaved rounds.
+        steps: the default train steps per epoch.
+
+    Returns:
+        An `argparse.ArgumentParser` to add the script's own options to.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help=f"interleaved rounds of 2 epochs each (default {rounds})"
+    )
+    parser.add_argument("--steps", type=int, default=steps, help=f"train steps per epoch (default {steps})")
+    parser.add_argument("--batch-sizes", default="32,256")
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser
 
